@@ -1,0 +1,1 @@
+"""ctaoflow: CTAO productions on Apache Airflow (the Airflow-free core)."""

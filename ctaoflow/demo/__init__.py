@@ -1,0 +1,1 @@
+"""The demo production's inputs and payload: small, real files and programs."""

@@ -1,0 +1,88 @@
+"""From a task to a batch job: placeholders, output names and their metadata."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ctaoflow.backends.base import JobSpec
+from ctaoflow.catalog.base import OutputFile
+from ctaoflow.chaining import output_metadata
+from ctaoflow.spec import Production, Transformation
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """What a task reads: its files (LFN -> metadata) and its side inputs (name -> LFNs)."""
+
+    index: int
+    files: Mapping[str, Mapping[str, Any]]
+    run: int | None = None
+    group: str | None = None
+
+
+def job_name(production: Production, transformation: Transformation, task: int,
+             attempt: int) -> str:
+    """Deterministic: a retried submission of the same attempt has the same name."""
+    return f"{production.production}.{transformation.name}.{task:06d}.{attempt}"
+
+
+def planned_outputs(production: Production, transformation: Transformation,
+                    task: TaskInputs, workdir: str) -> list[OutputFile]:
+    """The outputs a task's job must leave in ``workdir``, with LFN and metadata."""
+    extra = {k: v for k, v in (("run", task.run),) if v is not None}
+    outputs = []
+    for output in transformation.outputs:
+        metadata = output_metadata(production, transformation, output, task.files.values(), extra)
+        name = _format(output.name, {**metadata, **_fields(production, transformation, task)})
+        if "/" in name or name in ("", ".", ".."):
+            raise ValueError(f"output name {name!r} of task {task.index} is not a file name")
+        lfn = f"{production.output_base}/{transformation.name}/{name}"
+        outputs.append(OutputFile(lfn=lfn, path=str(Path(workdir) / name), metadata=metadata))
+    return outputs
+
+
+def build_job(production: Production, transformation: Transformation, task: TaskInputs,
+              attempt: int, workdir: str, input_paths: Mapping[str, str],
+              side_paths: Mapping[str, Sequence[str]]) -> JobSpec:
+    """The job of one task attempt: the command with every placeholder filled in."""
+    inputs = [input_paths[lfn] for lfn in sorted(task.files)]
+    outputs = planned_outputs(production, transformation, task, workdir)
+    fields: dict[str, Any] = {**_fields(production, transformation, task),
+                              "input": inputs[0] if inputs else "",
+                              **{o.key: out.path for o, out in zip(transformation.outputs, outputs)},
+                              **{k: " ".join(v) for k, v in side_paths.items()}}
+    lists = {"inputs": inputs, **{k: list(v) for k, v in side_paths.items()}}
+    command: list[str] = []
+    for arg in transformation.job.command:
+        name = arg[1:-1] if arg.startswith("{") and arg.endswith("}") else None
+        command.extend(lists[name] if name in lists else [_format(arg, fields)])
+    env_spec = transformation.job.environment or production.defaults.environment
+    resources = transformation.job.resources or production.defaults.resources
+    return JobSpec(name=job_name(production, transformation, task.index, attempt),
+                   command=tuple(command), workdir=workdir, env=dict(transformation.job.env),
+                   cores=resources.cores, memory_mb=resources.memory_mb,
+                   walltime_s=resources.walltime_s, image=env_spec.image)
+
+
+def _fields(production: Production, transformation: Transformation,
+            task: TaskInputs) -> dict[str, Any]:
+    return {**transformation.job.parameters, "production": production.production,
+            "transformation": transformation.name, "task": task.index,
+            "run": task.run if task.run is not None else "", "group": task.group or ""}
+
+
+def _format(pattern: str, fields: Mapping[str, Any]) -> str:
+    """``str.format`` restricted to plain names (no attribute or item access)."""
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(pattern):
+        out.append(literal)
+        if name is None:
+            continue
+        if name not in fields:
+            raise ValueError(f"unknown placeholder {{{name}}} in {pattern!r}")
+        value = fields[name]
+        out.append(format(str(value) if conversion == "s" else value, spec or ""))
+    return "".join(out)

@@ -1,0 +1,190 @@
+"""The ledger: productions, transformations, files, tasks, jobs and events.
+
+ctaoflow's own database (SQLAlchemy; a SQLite file by default, PostgreSQL in
+deployment), never Airflow's. Every side effect on a batch system or a catalog is
+preceded by a committed ledger row that says it is about to happen, so a process
+killed at any moment is reconciled from the ledger when it comes back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, Iterable
+
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text,
+                        UniqueConstraint, create_engine, event)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from ctaoflow import settings
+
+
+class FileStatus(str, enum.Enum):
+    UNUSED = "Unused"
+    ASSIGNED = "Assigned"
+    PROCESSED = "Processed"
+    PROBLEMATIC = "Problematic"
+    MAXRESET = "MaxReset"
+    REMOVED = "Removed"
+
+
+FINAL_FILE_STATUSES = (FileStatus.PROCESSED, FileStatus.PROBLEMATIC, FileStatus.MAXRESET,
+                       FileStatus.REMOVED)
+
+
+class TaskStatus(str, enum.Enum):
+    CREATED = "Created"
+    SUBMITTED = "Submitted"
+    DONE = "Done"
+    FAILED = "Failed"
+
+
+class JobStatusName(str, enum.Enum):
+    SUBMITTING = "Submitting"  # row committed, batch system not yet answered
+    SUBMITTED = "Submitted"
+    DONE = "Done"
+    FAILED = "Failed"
+    KILLED = "Killed"
+
+
+class TransformationStatus(str, enum.Enum):
+    ACTIVE = "Active"
+    FLUSH = "Flush"  # flushed by hand: emit partial groups
+    STOPPED = "Stopped"
+    COMPLETED = "Completed"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class ProductionRow(Base):
+    __tablename__ = "productions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="Active")
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class TransformationRow(Base):
+    __tablename__ = "transformations"
+    __table_args__ = (UniqueConstraint("production_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    production_id: Mapped[int] = mapped_column(ForeignKey("productions.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=TransformationStatus.ACTIVE.value)
+    flush_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_chunk: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FileRow(Base):
+    __tablename__ = "files"
+    __table_args__ = (UniqueConstraint("transformation_id", "lfn"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transformation_id: Mapped[int] = mapped_column(ForeignKey("transformations.id"), index=True)
+    lfn: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    storages: Mapped[list[str]] = mapped_column(default=list)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=FileStatus.UNUSED.value, index=True)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("transformation_id", "index"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transformation_id: Mapped[int] = mapped_column(ForeignKey("transformations.id"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    chunk: Mapped[int] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.CREATED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run: Mapped[int | None] = mapped_column(Integer)  # MC run number
+    group: Mapped[str | None] = mapped_column(String(256))  # by_metadata value
+    outputs: Mapped[list[str]] = mapped_column(default=list)  # registered LFNs
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    site: Mapped[str] = mapped_column(String(64))
+    backend_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatusName.SUBMITTING.value)
+    state: Mapped[str | None] = mapped_column(String(16))  # the backend's final state
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    failure_class: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    workdir: Mapped[str] = mapped_column(String(1024))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the JobSpec submitted
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    transformation_id: Mapped[int | None] = mapped_column(ForeignKey("transformations.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+def default_url() -> str:
+    return f"sqlite:///{settings.home() / 'ledger.db'}"
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(url: str | None = None) -> Engine:
+    """One engine per URL per process; SQLite gets WAL and a long busy timeout."""
+    url = url or default_url()
+    if url not in _ENGINES:
+        sqlite = url.startswith("sqlite")
+        engine = create_engine(url, connect_args={"timeout": 60} if sqlite else {},
+                               pool_pre_ping=not sqlite)
+        if sqlite:
+            event.listen(engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(engine)
+        _ENGINES[url] = engine
+    return _ENGINES[url]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+def insert_ignore(session: Session, table: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """Bulk insert, skipping rows that violate a unique constraint (both dialects)."""
+    rows = list(rows)
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        raise ValueError(f"ledger: unsupported database {dialect!r}; use SQLite or PostgreSQL")
+    session.execute(dialect_insert(table).on_conflict_do_nothing(), rows)

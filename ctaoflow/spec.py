@@ -1,0 +1,190 @@
+"""The production spec: what a production YAML may say (pydantic models).
+
+These models check shapes and types; cross-field rules (parents, cycles, query
+overlap, placeholders) live in ``ctaoflow.validation``. ``ctaoflow schema`` exports
+the JSON Schema of ``Production`` for editors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+TRANSFORMATION_TYPES = ("mc_simulation", "processing", "merging", "training",
+                        "apply_models", "command")
+Scalar = str | int | float | bool
+QueryValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_UNITS = {"": 1, "k": 1e-3, "m": 1, "g": 1000, "t": 1_000_000}
+_TIME = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def megabytes(value: int | str) -> int:
+    """``2000`` (MB), ``"2GB"``, ``"500MB"`` -> megabytes."""
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", value)
+    if not match:
+        raise ValueError(f"bad memory {value!r}; write e.g. 2GB or 500MB")
+    return max(1, round(float(match[1]) * _UNITS[match[2].lower() or "m"]))
+
+
+def seconds(value: int | str) -> int:
+    """``3600``, ``"90m"``, ``"1h30m"``, ``"2d"``, ``"01:30:00"`` -> seconds."""
+    if isinstance(value, int):
+        return value
+    if re.fullmatch(r"\d+:\d\d:\d\d", value.strip()):
+        hours, minutes, secs = (int(p) for p in value.strip().split(":"))
+        return hours * 3600 + minutes * 60 + secs
+    parts = re.findall(r"(\d+)\s*([smhd])", value)
+    if not parts or re.sub(r"[\d\s smhd]", "", value):
+        raise ValueError(f"bad walltime {value!r}; write e.g. 90m, 2h or 01:30:00")
+    return sum(int(n) * _TIME[unit] for n, unit in parts)
+
+
+class Resources(Model):
+    cores: int = Field(1, ge=1)
+    memory: int | str = Field("2GB", description="MB as a number, or e.g. 2GB, 500MB")
+    walltime: int | str = Field("2h", description="seconds, or e.g. 90m, 2h, 01:30:00")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: int | str) -> int | str:
+        megabytes(value)
+        return value
+
+    @field_validator("walltime")
+    @classmethod
+    def _walltime(cls, value: int | str) -> int | str:
+        seconds(value)
+        return value
+
+    @property
+    def memory_mb(self) -> int:
+        return megabytes(self.memory)
+
+    @property
+    def walltime_s(self) -> int:
+        return seconds(self.walltime)
+
+
+class Environment(Model):
+    """The job's software: a container image and/or a CVMFS software path."""
+
+    image: str | None = None
+    cvmfs: str | None = None
+
+
+class Job(Model):
+    """The job template: the command as an argument list with placeholders."""
+
+    command: list[str] = Field(min_length=1, description=(
+        "argument vector; placeholders {inputs} (one argument per input file, must stand "
+        "alone), {input}, output keys, {task}, {run}, {group}, {production}, "
+        "{transformation}, parameter names and side-input names"))
+    parameters: dict[str, Scalar] = Field(default_factory=dict)
+    environment: Environment | None = None
+    resources: Resources | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    side_inputs: dict[str, str] = Field(default_factory=dict, description=(
+        "placeholder -> transformation whose outputs every job also reads (e.g. a model)"))
+
+
+class Grouping(Model):
+    """How selected files are cut into tasks."""
+
+    plugin: Literal["standard", "by_size", "by_metadata", "all"] = "standard"
+    group_size: int = Field(1, ge=1, description="files per task (standard, by_metadata)")
+    size_gb: float | None = Field(None, gt=0, description="by_size: target GB per task")
+    max_files: int | None = Field(None, ge=1, description="by_size: files per task at most")
+    key: str | None = Field(None, description="by_metadata: the metadata key, e.g. run")
+
+
+class Output(Model):
+    key: str = Field("output", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                     description="the placeholder naming this output's path in the command")
+    name: str = Field(description="file name pattern, e.g. '{transformation}_{task:06d}.DL2.h5'")
+    metadata: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class Input(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: list[str] = Field(default_factory=list, alias="from",
+                             description="parent transformations whose outputs are the input")
+    query: dict[str, QueryValue] = Field(default_factory=dict)
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Runs(Model):
+    """An MC simulation's jobs: one per run number, extendable later."""
+
+    count: int = Field(ge=1)
+    start: int = Field(1, ge=0)
+
+
+class Transformation(Model):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: Literal["mc_simulation", "processing", "merging", "training", "apply_models",
+                  "command"] = "command"
+    description: str = ""
+    input: Input | None = None
+    runs: Runs | None = None
+    parents: list[str] = Field(default_factory=list,
+                               description="extra ordering dependencies besides input.from")
+    grouping: Grouping = Grouping()
+    job: Job
+    outputs: list[Output] = Field(min_length=1)
+    storage: str | None = None
+    sites: list[str] | None = None
+    max_attempts: int | None = Field(None, ge=1)
+
+    @property
+    def all_parents(self) -> list[str]:
+        """Input parents, then ordering parents, then side-input sources, deduplicated."""
+        names = list(self.input.from_ if self.input else []) + self.parents
+        names += list(self.job.side_inputs.values())
+        return list(dict.fromkeys(names))
+
+
+class Defaults(Model):
+    sites: list[str] = Field(default_factory=lambda: ["local"])
+    storage: str = "LOCAL-DISK"
+    max_attempts: int = Field(3, ge=1, description="submissions of one task before it fails")
+    max_resets: int = Field(10, ge=1, description="file resets before MaxReset")
+    chunk_size: int = Field(100, ge=1, description="jobs per Airflow task instance")
+    environment: Environment = Environment()
+    resources: Resources = Resources()
+
+
+class Production(Model):
+    production: str = Field(pattern=NAME_PATTERN, description="the DAG id")
+    description: str = ""
+    scope: str = Field("ctao", pattern=r"^[a-z][a-z0-9_-]*$")
+    lfn_base: str = Field("/ctao/{scope}/{production}",
+                          description="outputs go to <lfn_base>/<transformation>/<name>")
+    schedule: str | None = Field(None, description="cron or preset; none = triggered by hand")
+    tags: list[str] = Field(default_factory=list)
+    common: dict[str, Scalar] = Field(default_factory=dict,
+                                      description="metadata added to every output")
+    defaults: Defaults = Defaults()
+    transformations: list[Transformation] = Field(min_length=1)
+
+    def transformation(self, name: str) -> Transformation:
+        return next(t for t in self.transformations if t.name == name)
+
+    @property
+    def output_base(self) -> str:
+        return self.lfn_base.format(scope=self.scope, production=self.production)

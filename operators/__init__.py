@@ -1,0 +1,1 @@
+"""ctaoflow's Airflow layer: hooks, operators, triggers and the DAG builder."""

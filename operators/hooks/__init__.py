@@ -1,0 +1,1 @@
+"""Hooks: Airflow connections turned into ctaoflow catalog and backend settings."""
