@@ -165,6 +165,7 @@ class Defaults(Model):
     max_attempts: int = Field(3, ge=1, description="submissions of one task before it fails")
     max_resets: int = Field(10, ge=1, description="file resets before MaxReset")
     chunk_size: int = Field(100, ge=1, description="jobs per Airflow task instance")
+    poll_interval: float = Field(10.0, gt=0, description="seconds between batch-system polls")
     environment: Environment = Environment()
     resources: Resources = Resources()
 

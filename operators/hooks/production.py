@@ -1,0 +1,90 @@
+"""ProductionHook: the ledger, the catalog and the sites of a production, from Airflow
+connections, with ctaoflow's embedded defaults where no connection is defined.
+
+Connections: ``ctaoflow_ledger`` (a SQLAlchemy URL as the connection URI, e.g.
+``postgresql://...``), ``ctaoflow_catalog`` (conn type ``rucio``: see RucioHook), and
+each site's own ``connection`` (config/sites.yaml) for its batch system.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from ctaoflow import settings
+from ctaoflow.backends import Backend, SiteConfig, make_backend
+from ctaoflow.catalog.base import Catalog
+from ctaoflow.catalog.embedded import EmbeddedCatalog
+from ctaoflow.engine import Engine
+from ctaoflow.sites import load_sites
+from ctaoflow.spec import Production
+from ctaoflow.validation import load_production
+
+
+def _connection(conn_id: str):
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def backend_params(site: SiteConfig) -> dict:
+    """The backend settings in the site's Airflow connection (none for local sites)."""
+    if not site.connection:
+        return {}
+    if site.backend == "kubernetes":
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+        return {"api_client": KubernetesHook(conn_id=site.connection).api_client}
+    conn = _connection(site.connection)
+    if conn is None:
+        return {}
+    return {"host": conn.host, "port": conn.port, "login": conn.login,
+            "password": conn.password, **conn.extra_dejson}
+
+
+def backend_for(site: SiteConfig) -> Backend:
+    return make_backend(site, backend_params(site))
+
+
+@cache
+def _production(path: str, mtime: float) -> Production:
+    return load_production(path)
+
+
+class ProductionHook(BaseHook):
+    """Builds the Engine of the production described by ``spec_path``."""
+
+    conn_name_attr = "ledger_conn_id"
+    default_conn_name = "ctaoflow_ledger"
+    hook_name = "ctaoflow production"
+
+    def __init__(self, spec_path: str, ledger_conn_id: str = "ctaoflow_ledger",
+                 catalog_conn_id: str = "ctaoflow_catalog") -> None:
+        super().__init__()
+        self.spec_path = spec_path
+        self.ledger_conn_id = ledger_conn_id
+        self.catalog_conn_id = catalog_conn_id
+
+    def production(self) -> Production:
+        return _production(self.spec_path, Path(self.spec_path).stat().st_mtime)
+
+    def ledger_url(self) -> str | None:
+        conn = _connection(self.ledger_conn_id)
+        return conn.get_uri() if conn else None
+
+    def catalog(self) -> Catalog:
+        conn = _connection(self.catalog_conn_id)
+        if conn is not None and conn.conn_type == "rucio":
+            from operators.hooks.rucio import RucioHook
+            return RucioHook(self.catalog_conn_id).get_catalog()
+        return EmbeddedCatalog(settings.home() / "catalog")
+
+    def engine(self) -> Engine:
+        return Engine(self.production(), self.catalog(), load_sites(), backend_for,
+                      ledger_url=self.ledger_url())
+
+    def get_conn(self) -> Engine:
+        return self.engine()

@@ -1,0 +1,106 @@
+"""The operators of a production DAG: sync, prepare, run a chunk, finalize, report.
+
+Each holds only task logic and drives ``ctaoflow.engine.Engine``; an Airflow task
+instance manages a chunk of batch jobs, never a single one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
+
+from ctaoflow.backends import JobStatus
+from ctaoflow.engine import ChunkResult
+from ctaoflow.report import summary_table
+from operators.hooks.production import ProductionHook
+from operators.triggers import JobsTrigger
+
+
+class ProductionOperator(BaseOperator):
+    """Base: knows its production's spec file and, for most, one transformation."""
+
+    ui_color = "#d6e4f0"
+
+    def __init__(self, *, spec_path: str, transformation: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+        self.transformation = transformation
+
+    def hook(self) -> ProductionHook:
+        return ProductionHook(self.spec_path)
+
+
+class SyncProductionOperator(ProductionOperator):
+    """Records the production and its transformations in the ledger."""
+
+    def execute(self, context: Context) -> None:
+        self.hook().engine().sync()
+
+
+class PrepareTransformationOperator(ProductionOperator):
+    """Takes in new input files, groups them into tasks; returns the chunks to run."""
+
+    def execute(self, context: Context) -> list[int]:
+        chunks = self.hook().engine().prepare(self.transformation)
+        self.log.info("%s: %d chunk(s) with work: %s", self.transformation, len(chunks), chunks)
+        return chunks
+
+
+class RunChunkOperator(ProductionOperator):
+    """Runs one chunk of jobs: submit, defer until all are final, collect, retry.
+
+    Re-running the task (a clear in the UI, a retry after a crash) reconnects to jobs
+    already submitted and resubmits only unfinished tasks.
+    """
+
+    ui_color = "#f0e4d6"
+
+    def __init__(self, *, chunk: int, poll_interval: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.chunk = chunk
+        self.poll_interval = poll_interval
+
+    def execute(self, context: Context) -> None:
+        engine = self.hook().engine()
+        return self._next(engine, engine.submit(self.transformation, self.chunk, revive=True))
+
+    def resume(self, context: Context, event: dict[str, Any]) -> None:
+        engine = self.hook().engine()
+        statuses = {site: {i: JobStatus.from_dict(s) for i, s in by_id.items()}
+                    for site, by_id in event["statuses"].items()}
+        engine.collect(self.transformation, self.chunk, statuses)
+        return self._next(engine, engine.submit(self.transformation, self.chunk))
+
+    def _next(self, engine, result: ChunkResult) -> None:
+        if result.in_flight:
+            jobs = sum(len(ids) for ids in result.in_flight.values())
+            self.log.info("chunk %d: waiting for %d job(s) at %s", self.chunk, jobs,
+                          ", ".join(sorted(result.in_flight)))
+            self.defer(trigger=JobsTrigger(
+                sites={s: engine.sites[s].to_dict() for s in result.in_flight},
+                jobs=result.in_flight, poll_interval=self.poll_interval), method_name="resume")
+        self.log.info("chunk %d: %d task(s) done, %d failed", self.chunk, result.done,
+                      len(result.failed))
+        for line in result.failed:
+            self.log.error("%s", line)
+        if result.failed:
+            raise AirflowFailException(f"chunk {self.chunk}: {len(result.failed)} task(s) failed; "
+                                       "their files are back to Unused (clear this task to retry)")
+
+
+class FinalizeTransformationOperator(ProductionOperator):
+    """Completes the transformation when nothing is left; logs its counts."""
+
+    def execute(self, context: Context) -> dict[str, dict[str, int]]:
+        summary = self.hook().engine().finalize(self.transformation)
+        self.log.info("%s: %s", self.transformation, summary)
+        return summary
+
+
+class ProductionReportOperator(ProductionOperator):
+    """Logs the production's files and jobs by status, per transformation."""
+
+    def execute(self, context: Context) -> None:
+        self.log.info("\n%s", summary_table(self.hook().engine().summary()))
