@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ctaoflow import settings
 from ctaoflow.backends.base import (Backend, BackendError, JobSpec, JobState, JobStatus,
@@ -373,7 +373,7 @@ class Engine:
         t = self.production.transformation(name)
         with self.sessions.begin() as session:
             row = self._row(session, name)
-            summary = self._counts(session, row)
+            summary = _counts(session, row)
             pending_files = sum(summary["files"].get(s.value, 0)
                                 for s in (FileStatus.UNUSED, FileStatus.ASSIGNED))
             pending_tasks = sum(summary["tasks"].get(s.value, 0)
@@ -390,25 +390,9 @@ class Engine:
             summary["status"] = {row.status: 1}
             return summary
 
-    def _counts(self, session: Session, row: TransformationRow) -> dict[str, dict[str, int]]:
-        files = dict(session.execute(select(FileRow.status, func.count())
-                                     .where(FileRow.transformation_id == row.id)
-                                     .group_by(FileRow.status)).all())
-        tasks = dict(session.execute(select(TaskRow.status, func.count())
-                                     .where(TaskRow.transformation_id == row.id)
-                                     .group_by(TaskRow.status)).all())
-        jobs = dict(session.execute(select(JobRow.status, func.count())
-                                    .join(TaskRow, JobRow.task_id == TaskRow.id)
-                                    .where(TaskRow.transformation_id == row.id)
-                                    .group_by(JobRow.status)).all())
-        return {"files": files, "tasks": tasks, "jobs": jobs}
-
     def summary(self) -> dict[str, dict[str, dict[str, int]]]:
         """Files, tasks and jobs by status, per transformation."""
-        with self.sessions() as session:
-            return {t.name: {**self._counts(session, self._row(session, t.name)),
-                             "status": {self._row(session, t.name).status: 1}}
-                    for t in self.production.transformations}
+        return summarize(self.production, self.sessions)
 
     # -- helpers -------------------------------------------------------------------
     def _task_files(self, session: Session, task_ids: list[int]) -> dict[int, dict[str, dict]]:
@@ -448,6 +432,32 @@ class Engine:
             select(FileRow.storages).where(FileRow.task_id == task.id)) for st in st)
         return min(candidates, key=lambda s: (-sum(storages[x] for x in s.storages),
                                               load[s.name] / max(s.slots, 1), s.name))
+
+
+def summarize(production: Production, sessions: sessionmaker[Session] | None = None,
+              ) -> dict[str, dict[str, dict[str, int]]]:
+    """Files, tasks and jobs by status and the status of each transformation."""
+    sessions = sessions or session_factory()
+    with sessions() as session:
+        rows = {r.name: r for r in session.scalars(
+            select(TransformationRow).join(ProductionRow)
+            .where(ProductionRow.name == production.production))}
+        return {t.name: ({**_counts(session, rows[t.name]), "status": {rows[t.name].status: 1}}
+                         if t.name in rows else {"files": {}, "tasks": {}, "jobs": {},
+                                                 "status": {"New": 1}})
+                for t in production.transformations}
+
+
+def _counts(session: Session, row: TransformationRow) -> dict[str, dict[str, int]]:
+    def by_status(column, *where, join=None):
+        query = select(column, func.count())
+        if join is not None:
+            query = query.join(TaskRow, JobRow.task_id == TaskRow.id)
+        return dict(session.execute(query.where(*where).group_by(column)).all())
+
+    return {"files": by_status(FileRow.status, FileRow.transformation_id == row.id),
+            "tasks": by_status(TaskRow.status, TaskRow.transformation_id == row.id),
+            "jobs": by_status(JobRow.status, TaskRow.transformation_id == row.id, join=True)}
 
 
 def _spec(job: JobRow) -> JobSpec:

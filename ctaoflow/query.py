@@ -21,28 +21,28 @@ class Condition:
     value: Any  # a scalar, or a tuple of scalars for in/nin
 
     def matches(self, metadata: Mapping[str, Any]) -> bool:
+        """As a catalog compares: values of different kinds (number, string, boolean)
+        are never equal nor ordered, and a missing key fails all but != and nin."""
         if self.key not in metadata:
             return self.op in ("!=", "nin")
         actual = metadata[self.key]
-        try:
-            if self.op == "=":
-                return actual == self.value
-            if self.op == "!=":
-                return actual != self.value
-            if self.op == "in":
-                return actual in self.value
-            if self.op == "nin":
-                return actual not in self.value
-            if self.op == ">":
-                return actual > self.value
-            if self.op == "<":
-                return actual < self.value
-            if self.op == ">=":
-                return actual >= self.value
-            if self.op == "<=":
-                return actual <= self.value
-        except TypeError:  # comparing a number with a string: no match, as in a catalog
-            return False
+        if self.op in ("in", "nin"):
+            found = any(_same_kind(actual, v) and actual == v for v in self.value)
+            return found == (self.op == "in")
+        if not _same_kind(actual, self.value):
+            return self.op == "!="
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        if self.op == ">":
+            return actual > self.value
+        if self.op == "<":
+            return actual < self.value
+        if self.op == ">=":
+            return actual >= self.value
+        if self.op == "<=":
+            return actual <= self.value
         raise ValueError(f"unknown operator {self.op!r}")
 
 
@@ -110,6 +110,16 @@ def _condition(key: str, op: str, operand: Any) -> Condition:
     if not _is_scalar(operand):
         raise ValueError(f"{key}: '{op}' needs a string or a number, not {type(operand).__name__}")
     return Condition(key, op, operand)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    return _kind(a) == _kind(b)
 
 
 def _is_scalar(value: Any) -> bool:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ctaoflow.sites import CONFIG_DIR
+from ctaoflow.sites import CONFIG_DIR, load_sites
 from ctaoflow.validation import SpecError, load_production
 from operators.dag_builder import build_dag, invalid_productions_dag
 
 folder = Path(os.environ.get("CTAOFLOW_PRODUCTIONS", CONFIG_DIR / "productions"))
+sites = set(load_sites())
 errors: list[str] = []
 for path in sorted(folder.glob("*.y*ml")):
     try:
-        production = load_production(path)
+        production = load_production(path, known_sites=sites)
     except SpecError as exc:
         errors.extend(exc.errors)
         continue

@@ -116,9 +116,8 @@ def _where(conditions: Sequence[Condition]) -> tuple[str, list[Any]]:
         path = "$." + json.dumps(c.key)
         value, kind = "json_extract(meta, ?)", "json_type(meta, ?)"
         if c.op in ("in", "nin"):
-            marks = ",".join("?" * len(c.value))
-            clause = f"{value} IN ({marks}) AND {_type_check(kind, c.value[0])}"
-            params += [path, *c.value, path]
+            clause = " OR ".join(f"({value} = ? AND {_type_check(kind, v)})" for v in c.value)
+            params += [p for v in c.value for p in (path, v, path)]
             if c.op == "nin":
                 clause = f"NOT ({clause}) OR {kind} IS NULL"
                 params.append(path)

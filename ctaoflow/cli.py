@@ -1,0 +1,121 @@
+"""The ``ctaoflow`` command: validate, schema, graph, plan, render, demo, status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ctaoflow.validation import SpecError, load_production, validate_files
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from ctaoflow.sites import load_sites
+
+    errors = validate_files(args.files, known_sites=set(load_sites()))
+    for line in errors:
+        print(line, file=sys.stderr)
+    if not errors:
+        print(f"{len(args.files)} file(s) valid")
+    return 1 if errors else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from ctaoflow.spec import Production
+
+    print(json.dumps(Production.model_json_schema(by_alias=True), indent=2))
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from ctaoflow.graph import as_mermaid, as_text
+
+    production = load_production(args.file)
+    print(as_mermaid(production) if args.mermaid else as_text(production))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ctaoflow import settings
+    from ctaoflow.catalog.embedded import EmbeddedCatalog
+    from ctaoflow.planning import plan
+
+    production = load_production(args.file)
+    catalog = EmbeddedCatalog(settings.home() / "catalog")
+    print(plan(production, catalog, limit=args.limit))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from ctaoflow.render import render
+
+    production = load_production(args.file)
+    text = render(production, Path(args.file))
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ctaoflow.engine import summarize
+    from ctaoflow.report import summary_table
+
+    print(summary_table(summarize(load_production(args.file))))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ctaoflow.demo.run import run_demo
+
+    return run_demo(home=args.home, keep=args.keep)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="ctaoflow", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="check production YAML files; exit 1 on any error")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("schema", help="print the JSON Schema of a production YAML")
+    p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("graph", help="print the transformation graph")
+    p.add_argument("file")
+    p.add_argument("--mermaid", action="store_true", help="as a Mermaid flowchart")
+    p.set_defaults(func=cmd_graph)
+    p = sub.add_parser("plan", help="show which input files would form which tasks")
+    p.add_argument("file")
+    p.add_argument("--limit", type=int, default=20, help="tasks shown per transformation")
+    p.set_defaults(func=cmd_plan)
+    p = sub.add_parser("render", help="write the production's DAG as a standalone module")
+    p.add_argument("file")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_render)
+    p = sub.add_parser("status", help="files, tasks and jobs by status from the ledger")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("demo", help="run the demo production end to end through Airflow")
+    p.add_argument("--home", help="state folder (default: $CTAOFLOW_HOME/demo)")
+    p.add_argument("--keep", action="store_true", help="keep the previous demo state")
+    p.set_defaults(func=cmd_demo)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        code = 1
+    except (OSError, ValueError) as exc:
+        print(f"ctaoflow {args.command}: {exc}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
