@@ -13,7 +13,14 @@ def use_airflow_home(home: str | Path, quiet: bool = True) -> Path:
     importing airflow. Returns the Airflow home."""
     airflow_home = Path(home) / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
+    key_file = airflow_home / "fernet.key"  # connections' secrets are stored encrypted
+    if not key_file.exists():
+        from cryptography.fernet import Fernet
+
+        key_file.write_bytes(Fernet.generate_key())
+        key_file.chmod(0o600)
     os.environ.update({
+        "AIRFLOW__CORE__FERNET_KEY": key_file.read_text().strip(),
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
