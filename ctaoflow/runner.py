@@ -1,4 +1,4 @@
-"""Run one job of a manifest: ``python -m ctaoflow.backends.runner MANIFEST INDEX``.
+"""Run one job of a manifest: ``python -m ctaoflow.runner MANIFEST INDEX``.
 
 A manifest is a JSON-lines file of ``JobSpec.to_dict()`` records, one per array
 element. The runner changes to the job's working directory and replaces itself with
