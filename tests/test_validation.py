@@ -1,0 +1,511 @@
+"""Production spec validation: one exact line per error, at the right place."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ctaoflow.validation import (
+    SpecError,
+    load_production,
+    load_site_names,
+    validate_files,
+)
+from ctaoflow.yamlio import MAX_CHARS, MAX_VALUES
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "config" / "productions").glob("*.yaml"))
+LINE = re.compile(r"^[^:\n]+:\d+:\d+: \S+: [^\n]+$")
+
+HEAD = "production: t\ntransformations:\n"
+PROCESS = """\
+  - name: process
+    type: processing
+    input:
+      query: {data_level: DL0, particle: gamma}
+    job:
+      command: [run, --output, "{output}", "{inputs}"]
+    outputs:
+      - name: "{particle}_{task:04d}.h5"
+        metadata: {data_level: DL1}
+"""
+
+
+@pytest.fixture
+def check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Validate YAML text as ``f.yaml``; return its error lines."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(text: str, sites=None) -> list[str]:
+        Path("f.yaml").write_text(textwrap.dedent(text))
+        errors = validate_files(["f.yaml"], sites)
+        assert all(LINE.match(e) for e in errors), errors
+        return errors
+    return run
+
+
+# -- the examples ------------------------------------------------------------------
+
+def test_examples_exist() -> None:
+    names = {p.name for p in EXAMPLES}
+    assert {"demo.yaml", "seeds_processing.yaml", "mc_simulation.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_validate_cleanly(path: Path) -> None:
+    assert validate_files([path]) == []
+
+
+def test_examples_use_known_sites() -> None:
+    sites = ROOT / "config" / "sites.yaml"
+    if not sites.exists():
+        pytest.skip("config/sites.yaml is not there")
+    assert validate_files(EXAMPLES, sites) == []
+
+
+def test_demo_structure() -> None:
+    p = load_production(ROOT / "config/productions/demo.yaml")
+    names = [t.name for t in p.transformations]
+    assert names == ["process_gamma", "process_proton", "merge_gamma", "merge_proton",
+                     "train_classifier", "apply_gamma"]
+    train, apply = p.transformation("train_classifier"), p.transformation("apply_gamma")
+    assert train.input.from_ == ["merge_gamma", "merge_proton"]
+    assert train.grouping.plugin == "all"
+    assert apply.job.side_inputs == {"model": "train_classifier"}
+    assert apply.all_parents == ["merge_gamma", "train_classifier"]
+    assert p.defaults.sites == ["local"] and p.defaults.storage == "LOCAL-DISK"
+    assert all(t.job.command[:3] == ["python", "-m", "ctaoflow.demo.payload"]
+               for t in p.transformations)
+
+
+def test_seeds_structure() -> None:
+    p = load_production(ROOT / "config/productions/seeds_processing.yaml")
+    assert len(p.transformations) == 29
+    types = [t.type for t in p.transformations]
+    assert types.count("processing") == 7 and types.count("merging") == 14
+    assert types.count("training") == 2 and types.count("apply_models") == 6
+    assert {t.grouping.group_size for t in p.transformations if t.name.startswith("process_")} == {5}
+    assert {t.grouping.group_size for t in p.transformations
+            if t.name.startswith("merge_") and not t.name.startswith("merge_all_")} == {50}
+    classifier = p.transformation("train_classifier")
+    assert classifier.job.side_inputs == {"background": "apply_energy_proton_train_cl"}
+    assert p.transformation("apply_models_gamma_perf").all_parents == [
+        "merge_all_gamma_perf", "train_energy", "train_classifier"]
+    # the merge-key queries keep both the shared DL0 conditions and their own
+    assert p.transformations[6].input.query == {
+        "data_level": "DL0", "MCCampaign": "PROD6", "array_layout": "Alpha", "thetaP": 20,
+        "phiP": 180, "particle": "electron", "subset": "perf"}
+    assert p.defaults.resources.memory_mb == 2000
+
+
+def test_mc_structure() -> None:
+    p = load_production(ROOT / "config/productions/mc_simulation.yaml")
+    sim = p.transformations[0]
+    assert sim.type == "mc_simulation" and sim.runs.count == 20 and sim.input is None
+    assert [t.input.from_ for t in p.transformations[1:]] == [["simulate_gamma"],
+                                                              ["process_gamma"]]
+
+
+# -- reading and YAML ----------------------------------------------------------------
+
+def test_syntax_error_at_parser_position(check) -> None:
+    assert check("production: t\ntransformations: [a, b\nx: 1\n") == [
+        ("f.yaml:3:2: (syntax): expected ',' or ']', but got ':' (while parsing a flow "
+         "sequence at line 2); close the bracket opened on that line, or quote values "
+         "containing ':' or ','")]
+
+
+def test_tab_indentation(check) -> None:
+    assert check("production: t\n\ttransformations: []\n") == [
+        ("f.yaml:2:1: (syntax): found character '\\t' that cannot start any token; indent "
+         "with spaces, not tabs")]
+
+
+def test_duplicate_keys_reported_at_second(check) -> None:
+    errors = check(HEAD + PROCESS.replace("    type: processing\n",
+                                          "    type: processing\n    type: merging\n"))
+    assert errors == [("f.yaml:5:5: transformations.0.type: duplicate key (first written at "
+                       "line 4); keep only one of them")]
+
+
+def test_missing_file_and_not_a_mapping(check, tmp_path: Path) -> None:
+    assert validate_files(["nope.yaml"]) == [
+        "nope.yaml:1:1: (file): cannot read: No such file or directory; check the path"]
+    assert check("- a\n- b\n") == [
+        ("f.yaml:1:1: (document): expected a mapping with 'production:' and "
+         "'transformations:', got a list; start the file with 'production: <name>'")]
+
+
+def test_python_tags_are_refused(check, tmp_path: Path) -> None:
+    assert check("production: !!python/object/apply:os.system ['touch pwned']\n") == [
+        ("f.yaml:1:13: (syntax): the tag 'tag:yaml.org,2002:python/object/apply:os.system' is "
+         "not allowed; remove it: only plain YAML values are allowed")]
+    assert check("production: !!python/name:os.system\n") == [
+        ("f.yaml:1:13: (syntax): could not determine a constructor for the tag "
+         "'tag:yaml.org,2002:python/name:os.system'; remove the tag: only plain YAML values "
+         "are allowed")]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_alias_bomb_is_refused_fast(check) -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        previous, name = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    start = time.perf_counter()
+    errors = check("\n".join(lines) + "\n")
+    assert time.perf_counter() - start < 2
+    assert len(errors) == 1 and f"more than {MAX_VALUES} values (aliases?)" in errors[0]
+
+
+def test_recursive_alias_and_deep_nesting(check) -> None:
+    assert check("production: &p [*p]\n") == [
+        ("f.yaml:1:13: (syntax): an alias refers to a mapping or list that contains it; "
+         "remove the recursive alias")]
+    start = time.perf_counter()
+    assert check("x: " + "[" * 100_000 + "]" * 100_000 + "\n") == [
+        "f.yaml:1:1: (syntax): nested deeper than 64 levels; flatten the document"]
+    assert time.perf_counter() - start < 1
+
+
+def test_huge_file_is_refused(check) -> None:
+    assert check("a: " + "x" * MAX_CHARS + "\n") == [
+        (f"f.yaml:1:1: (syntax): the file has {MAX_CHARS + 4} characters, more than "
+         f"{MAX_CHARS}; a production spec is a few kB")]
+
+
+def test_yaml_surprises_get_a_quoting_fix(check) -> None:
+    text = HEAD + PROCESS.replace("particle: gamma}", "night: 2024-01-01}").replace(
+        "    type: processing\n", "    type: processing\n    on: 1\n")
+    assert check(text) == [
+        ("f.yaml:5:5: transformations.0.True: a key must be text, not the boolean true; quote "
+         "it: YAML reads unquoted yes/no/on/off/true/false as a boolean"),
+        ("f.yaml:7:39: transformations.0.input.query.night: got a date (2024-01-01); quote "
+         "it: '2024-01-01'")]
+
+
+def test_merge_keys_keep_positions(check) -> None:
+    text = HEAD + PROCESS + """\
+  - name: merge
+    type: merging
+    input: {from: process}
+    grouping: &g {plugin: standard, group_sise: 5}
+    job: {command: [merge, "{inputs}", "{output}"]}
+    outputs: [{name: "m_{task}.h5"}]
+  - <<: &base {type: merging, input: {from: merge}}
+    name: merge2
+    grouping: *g
+    job: {command: [merge, "{inputs}", "{output}"]}
+    outputs: [{name: "m_{task}.h5"}]
+"""
+    assert check(text) == [
+        ("f.yaml:15:37: transformations.1.grouping.group_sise: unknown key; did you mean "
+         "'group_size'?"),
+        ("f.yaml:15:37: transformations.2.grouping.group_sise: unknown key; did you mean "
+         "'group_size'?")]
+
+
+# -- shapes (pydantic) ---------------------------------------------------------------
+
+def test_unknown_key_did_you_mean(check) -> None:
+    text = HEAD + PROCESS.replace("    job:\n", "    grouping:\n      group_sise: 5\n    job:\n")
+    assert check(text) == [("f.yaml:8:7: transformations.0.grouping.group_sise: unknown key; "
+                            "did you mean 'group_size'?")]
+
+
+def test_unknown_key_lists_allowed(check) -> None:
+    assert check(HEAD.replace("production: t\n", "production: t\nflavour: x\n") + PROCESS) == [
+        ("f.yaml:2:1: flavour: unknown key; allowed here: production, description, scope, "
+         "lfn_base, schedule, tags, common, defaults, transformations")]
+
+
+def test_missing_key_at_parent(check) -> None:
+    assert check(HEAD + "  - name: a\n    type: processing\n    input: {query: {x: 1}}\n"
+                 "    outputs: [{name: 'a{task}'}]\n") == [
+        "f.yaml:3:5: transformations.0.job: required key missing; add 'job:' here"]
+
+
+def test_wrong_types(check) -> None:
+    text = HEAD + PROCESS + "    sites: local\n    max_attempts: many\n"
+    assert check(text) == [
+        ("f.yaml:12:12: transformations.0.sites: expected a list, got the text 'local'; "
+         "write [local]"),
+        ("f.yaml:13:19: transformations.0.max_attempts: expected a whole number, got the "
+         "text 'many'; write a whole number, e.g. 5")]
+
+
+def test_union_value_of_wrong_kind(check) -> None:
+    text = HEAD + PROCESS.replace("particle: gamma}", "particle: null, zenith: {'>=': {a: 1}}}")
+    assert check(text) == [
+        ("f.yaml:6:42: transformations.0.input.query.particle: got nothing (null); write "
+         "text, a number, true/false, a list or a mapping"),
+        ("f.yaml:6:63: transformations.0.input.query.zenith.>=: got a mapping; write text, a "
+         "number, true/false or a list")]
+
+
+def test_literal_and_pattern_and_validator(check) -> None:
+    text = HEAD + PROCESS.replace("type: processing", "type: proc").replace(
+        "name: process", "name: 2process") + "    job_x: 1\n"
+    text = text.replace('"{inputs}"]', '"{inputs}"]\n      resources: {memory: 2 gigs}')
+    assert check(text) == [
+        ("f.yaml:3:11: transformations.0.name: '2process' is not a valid name; start with a "
+         "letter, then letters, digits, '_' or '-' (63 at most), e.g. 'process_gamma'"),
+        ("f.yaml:4:11: transformations.0.type: 'proc' is not allowed; did you mean "
+         "'processing'? (allowed: mc_simulation, processing, merging, training, "
+         "apply_models, command)"),
+        ("f.yaml:9:27: transformations.0.job.resources.memory: bad memory '2 gigs'; write "
+         "e.g. 2GB or 500MB"),
+        "f.yaml:13:5: transformations.0.job_x: unknown key; did you mean 'job'?"]
+
+
+def test_shape_errors_do_not_hide_semantic_errors(check) -> None:
+    text = HEAD + PROCESS.replace("type: processing", "type: proc") + """\
+  - name: merge
+    type: merging
+    input: {from: procss}
+    job: {command: [merge, "{inputs}", "{output}"]}
+    outputs: [{name: "m_{task}.h5"}]
+"""
+    errors = check(text)
+    assert len(errors) == 2
+    assert errors[1] == ("f.yaml:14:19: transformations.1.input.from: unknown transformation "
+                         "'procss'; did you mean 'process'?")
+
+
+# -- semantics -----------------------------------------------------------------------
+
+def child(body: str) -> str:
+    return HEAD + PROCESS + textwrap.indent(textwrap.dedent(body), "  ")
+
+
+def test_duplicate_names(check) -> None:
+    assert check(HEAD + PROCESS + PROCESS) == [
+        ("f.yaml:12:11: transformations.1.name: duplicate transformation name 'process' "
+         "(also transformations.0, line 3); give each transformation its own name")]
+
+
+def test_unknown_parents_everywhere(check) -> None:
+    assert check(child("""\
+        - name: apply
+          type: apply_models
+          input: {from: [procss]}
+          parents: [zzz]
+          job:
+            command: [apply, "{model}", "{inputs}", "{output}"]
+            side_inputs: {model: proces}
+          outputs: [{name: "a_{task}.h5"}]
+        """)) == [
+        ("f.yaml:14:20: transformations.1.input.from.0: unknown transformation 'procss'; "
+         "did you mean 'process'?"),
+        ("f.yaml:15:15: transformations.1.parents.0: unknown transformation 'zzz'; write the "
+         "name of a transformation of this production"),
+        ("f.yaml:18:28: transformations.1.job.side_inputs.model: unknown transformation "
+         "'proces'; did you mean 'process'?")]
+
+
+def test_self_reference(check) -> None:
+    assert check(child("""\
+        - name: merge
+          type: merging
+          input: {from: merge}
+          job: {command: [merge, "{inputs}", "{output}"]}
+          outputs: [{name: "m_{task}.h5"}]
+        """)) == [("f.yaml:14:19: transformations.1.input.from: 'merge' is this "
+                   "transformation itself; name a parent transformation")]
+
+
+def test_cycle_is_named(check) -> None:
+    body = textwrap.dedent("""\
+        - name: {name}
+          type: merging
+          input: {{from: {parent}}}
+          job: {{command: [merge, "{{inputs}}", "{{output}}"]}}
+          outputs: [{{name: "m_{{task}}.h5"}}]
+        """)
+    errors = check(child(body.format(name="a", parent="c") + body.format(name="b", parent="a")
+                         + body.format(name="c", parent="b")))
+    assert errors == [("f.yaml:14:19: transformations.1.input.from: dependency cycle "
+                       "a -> b -> c -> a; remove one of these links")]
+
+
+def test_kinds(check) -> None:
+    assert check(HEAD + """\
+  - name: sim
+    type: mc_simulation
+    input: {query: {a: 1}}
+    grouping: {group_size: 2}
+    job: {command: [sim, "{input}", "{output}"]}
+    outputs: [{name: "s.h5"}]
+  - name: proc
+    type: processing
+    runs: {count: 3}
+    job: {command: [p, "{output}"]}
+    outputs: [{name: "p_{task}.h5"}]
+  - name: all_files
+    input: {}
+    job: {command: [p, "{output}"]}
+    outputs: [{name: "p_{task}.h5"}]
+""") == [
+        ("f.yaml:3:5: transformations.0.runs: an mc_simulation needs runs; add "
+         "'runs: {count: 100}' (one job per run number)"),
+        ("f.yaml:5:5: transformations.0.input: an mc_simulation reads no input; remove "
+         "'input' (its jobs come from 'runs')"),
+        ("f.yaml:6:5: transformations.0.grouping: an mc_simulation has no input files to "
+         "group; remove 'grouping'"),
+        ("f.yaml:7:26: transformations.0.job.command.1: an mc_simulation has no input files; "
+         "remove {inputs} and {input} (use {run} for the run number)"),
+        ("f.yaml:8:22: transformations.0.outputs.0.name: every task would write the same "
+         "file name 's.h5'; add {task}, e.g. '{transformation}_{task:06d}.h5'"),
+        ("f.yaml:9:5: transformations.1.input: a processing transformation needs input; add "
+         "'input: {from: <parent>}' or a catalog query"),
+        ("f.yaml:11:5: transformations.1.runs: only an mc_simulation has runs; remove "
+         "'runs' or set 'type: mc_simulation'"),
+        ("f.yaml:15:5: transformations.2.input: selects every file of the catalog; add "
+         "'from: <parent>' or a 'query:'")]
+
+
+def test_query_never_matches_parent(check) -> None:
+    assert check(child("""\
+        - name: merge
+          type: merging
+          input:
+            from: process
+            query: {particle: proton, data_level: {in: [DL1, DL2]}, zenith: 20}
+          job: {command: [merge, "{inputs}", "{output}"]}
+          outputs: [{name: "m_{task}.h5"}]
+        """)) == [
+        ("f.yaml:16:15: transformations.1.input.query.particle: never matches the outputs of "
+         "'process': they carry particle='gamma', this asks particle = 'proton'; change the "
+         "condition or remove 'process' from 'from'")]
+
+
+def test_bad_query_operator(check) -> None:
+    assert check(HEAD + PROCESS.replace("particle: gamma}", "zenith: {gte: 20}}")) == [
+        ("f.yaml:6:32: transformations.0.input.query.zenith: unknown operator 'gte'; use one "
+         "of = != > < >= <= in nin")]
+
+
+def test_placeholders(check) -> None:
+    text = HEAD + PROCESS.replace(
+        '[run, --output, "{output}", "{inputs}"]',
+        '[run, "--in={inputs}", "{outptu}", "{group}", "{production:04d}", "{a.b}", "x}"]'
+    ).replace('"{particle}_{task:04d}.h5"', '"{particle}_{zenith}_{task:04d}.h5"')
+    assert check(text) == [
+        ("f.yaml:8:22: transformations.0.job.command.1: {inputs} expands to one argument per "
+         "input file and must stand alone; write it as its own item instead of '--in={inputs}'"),
+        ("f.yaml:8:39: transformations.0.job.command.2: unknown placeholder {outptu}; did "
+         "you mean {output}?"),
+        ("f.yaml:8:51: transformations.0.job.command.3: unknown placeholder {group}; known: "
+         "{input}, {inputs}, {output}, {production}, {task}, {transformation}"),
+        ("f.yaml:8:62: transformations.0.job.command.4: format ':04d' does not fit "
+         "{production} (the text 't'); fix or remove the format"),
+        ("f.yaml:8:82: transformations.0.job.command.5: placeholder {a.b} uses attribute or "
+         "item access; write a plain name"),
+        ("f.yaml:8:91: transformations.0.job.command.6: unbalanced brace in 'x}'; write '{{' "
+         "or '}}' for a literal brace"),
+        ("f.yaml:10:15: transformations.0.outputs.0.name: unknown placeholder {zenith}; known: "
+         "{data_level}, {particle}, {production}, {task}, {transformation}")]
+
+
+def test_placeholder_name_clashes(check) -> None:
+    text = HEAD + PROCESS.replace('"{inputs}"]', '"{inputs}"]\n      parameters: {task: 1, output: 2}')
+    assert check(text) == [
+        ("f.yaml:9:20: transformations.0.job.parameters.task: parameter 'task' hides the "
+         "built-in placeholder {task}; rename it"),
+        ("f.yaml:9:29: transformations.0.job.parameters.output: parameter 'output' clashes "
+         "with the output key of the same name; rename one of them")]
+
+
+def test_grouping_contradictions(check) -> None:
+    text = HEAD + PROCESS.replace("    job:\n", "    grouping: {plugin: by_size, group_size: 3, "
+                                  "key: run}\n    job:\n")
+    assert check(text) == [
+        ("f.yaml:7:5: transformations.0.grouping.size_gb: plugin by_size needs a target size; "
+         "add 'size_gb: 10' (GB per task)"),
+        ("f.yaml:7:33: transformations.0.grouping.group_size: not used by plugin by_size; "
+         "remove it (use size_gb and max_files)"),
+        ("f.yaml:7:48: transformations.0.grouping.key: only used by plugin by_metadata; "
+         "remove it or set 'plugin: by_metadata'")]
+    text = HEAD + PROCESS.replace("    job:\n", "    grouping: {plugin: by_metadata}\n    job:\n")
+    assert check(text) == [
+        ("f.yaml:7:5: transformations.0.grouping.key: plugin by_metadata needs the key to "
+         "group on; add e.g. 'key: run'")]
+
+
+def test_by_metadata_group_names_and_all(check) -> None:
+    text = HEAD + PROCESS.replace("    job:\n", "    grouping: {plugin: by_metadata, key: run}"
+                                  "\n    job:\n").replace("{particle}_{task:04d}", "run{run}")
+    assert check(text) == []
+    text = HEAD + PROCESS.replace("    job:\n", "    grouping: {plugin: all, group_size: 2}"
+                                  "\n    job:\n").replace("{particle}_{task:04d}", "model")
+    assert check(text) == [("f.yaml:7:29: transformations.0.grouping.group_size: not used by "
+                            "plugin all; remove it (plugin all puts every file in one task)")]
+
+
+def test_outputs(check) -> None:
+    text = HEAD + PROCESS + """\
+      - name: "{particle}_{task:04d}.h5"
+      - key: log
+        name: "sub/{task}.log"
+      - key: log
+        name: "x.log"
+"""
+    assert check(text) == [
+        ("f.yaml:12:9: transformations.0.outputs.1.key: duplicate output key 'output' (also "
+         "outputs.0); give each output its own key"),
+        ("f.yaml:12:15: transformations.0.outputs.1.name: duplicate output name "
+         "'{particle}_{task:04d}.h5' (also outputs.0); give each output its own name"),
+        ("f.yaml:14:15: transformations.0.outputs.2.name: an output name is a file name, not "
+         "a path; remove the '/'"),
+        ("f.yaml:15:14: transformations.0.outputs.3.key: duplicate output key 'log' (also "
+         "outputs.2); give each output its own key"),
+        ("f.yaml:16:15: transformations.0.outputs.3.name: every task would write the same "
+         "file name 'x.log'; add {task}, e.g. '{transformation}_{task:06d}.h5'")]
+
+
+def test_sites(check, tmp_path: Path) -> None:
+    (tmp_path / "sites.yaml").write_text("sites:\n  local: {backend: local}\n"
+                                         "  CSCS-slurm: {backend: slurm}\n")
+    text = HEAD.replace("production: t\n", "production: t\ndefaults: {sites: [locl]}\n") + \
+        PROCESS + "    sites: [CSCS, PIC]\n"
+    assert check(text, "sites.yaml") == [
+        "f.yaml:2:20: defaults.sites.0: unknown site 'locl'; did you mean 'local'?",
+        ("f.yaml:13:13: transformations.0.sites.0: unknown site 'CSCS'; did you mean "
+         "'CSCS-slurm'?"),
+        ("f.yaml:13:19: transformations.0.sites.1: unknown site 'PIC'; known sites: "
+         "CSCS-slurm, local")]
+    assert check(HEAD + PROCESS, {"local"}) == []
+    assert load_site_names(tmp_path / "sites.yaml") == {"local", "CSCS-slurm"}
+
+
+def test_bad_sites_file(tmp_path: Path) -> None:
+    (tmp_path / "sites.yaml").write_text("sites: []\n")
+    errors = validate_files([EXAMPLES[0]], tmp_path / "sites.yaml")
+    assert errors == [(f"{tmp_path / 'sites.yaml'}:1:1: sites: expected a 'sites:' mapping of "
+                      "site names, got a list; write 'sites: {local: {backend: local}}'")]
+
+
+def test_lfn_base_placeholders(check) -> None:
+    assert check(HEAD.replace("production: t\n", "production: t\nlfn_base: /ctao/{scpe}\n")
+                 + PROCESS) == [("f.yaml:2:11: lfn_base: unknown placeholder {scpe}; did you "
+                                 "mean {scope}?")]
+
+
+# -- the API -------------------------------------------------------------------------
+
+def test_load_production_raises_all_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(HEAD + PROCESS + "    sites: 3\n" + PROCESS.replace(
+        "name: process", "name: other").replace("{inputs}", "{inputz}"))
+    with pytest.raises(SpecError) as info:
+        load_production(path)
+    text = str(info.value)
+    assert "Traceback" not in text and "pydantic" not in text and "For further" not in text
+    assert text.splitlines() == info.value.errors == [
+        f"{path}:12:12: transformations.0.sites: expected a list, got the number 3; write [3]",
+        (f"{path}:18:44: transformations.1.job.command.3: unknown placeholder {{inputz}}; "
+        "did you mean {input}?")]
