@@ -27,10 +27,10 @@ from ctaoflow.backends.base import (Backend, BackendError, JobSpec, JobState, Jo
                                     SiteConfig)
 from ctaoflow.catalog.base import Catalog, CatalogFile, OutputFile
 from ctaoflow.chaining import input_query
-from ctaoflow.failures import classify
+from ctaoflow.failures import APPLICATION, DATA, INFRASTRUCTURE, classify
 from ctaoflow.grouping import plugin
 from ctaoflow.jobs import TaskInputs, build_job, planned_outputs
-from ctaoflow.ledger import (EventRow, FileRow, FileStatus, JobRow,
+from ctaoflow.ledger import (EventRow, SiteRow, FileRow, FileStatus, JobRow,
                              JobStatusName, ProductionRow, TaskRow, TaskStatus,
                              TransformationRow, TransformationStatus, insert_ignore,
                              session_factory)
@@ -91,8 +91,10 @@ class Engine:
             return self._row(session, name)
         return row
 
-    def _event(self, session: Session, row: TransformationRow, kind: str, message: str) -> None:
-        session.add(EventRow(transformation_id=row.id, kind=kind, message=message))
+    def _event(self, session: Session, row: TransformationRow | None, kind: str,
+               message: str) -> None:
+        session.add(EventRow(transformation_id=row.id if row else None, kind=kind,
+                             message=message))
 
     # -- prepare -------------------------------------------------------------------
     def prepare(self, name: str) -> list[int]:
@@ -158,12 +160,23 @@ class Engine:
 
     def _mc_tasks(self, session: Session, row: TransformationRow,
                   t: Transformation) -> list[TaskRow]:
+        """New MC runs until the target number of good or open jobs is reached.
+
+        Failed runs are replaced by new run numbers, until as many runs have failed as
+        the target (then the production needs a person).
+        """
         assert t.runs is not None
-        known = set(session.scalars(select(TaskRow.run).where(TaskRow.transformation_id == row.id)))
+        target = t.runs.count + row.extra_runs
+        existing = session.execute(select(TaskRow.status, TaskRow.run)
+                                   .where(TaskRow.transformation_id == row.id)).all()
+        failed = sum(status == TaskStatus.FAILED.value for status, _ in existing)
+        missing = target - (len(existing) - failed)
+        if missing <= 0 or failed >= target:
+            return []
+        first = max((run for _, run in existing), default=t.runs.start - 1) + 1
         next_index = self._next_index(session, row)
-        runs = [r for r in range(t.runs.start, t.runs.start + t.runs.count) if r not in known]
-        tasks = [TaskRow(transformation_id=row.id, index=next_index + i, run=r)
-                 for i, r in enumerate(runs)]
+        tasks = [TaskRow(transformation_id=row.id, index=next_index + i, run=first + i)
+                 for i in range(missing)]
         self._assign_chunks(row, tasks)
         session.add_all(tasks)
         return tasks
@@ -246,7 +259,7 @@ class Engine:
             try:
                 spec = build_job(self.production, t, inputs, task.attempts, workdir, paths, side)
             except (ValueError, KeyError) as exc:
-                self._give_up(session, row, t, task, f"cannot build the job: {exc}")
+                self._give_up(session, row, task, DATA, f"cannot build the job: {exc}")
                 continue
             task.status = TaskStatus.SUBMITTED.value
             session.add(JobRow(task_id=task.id, attempt=task.attempts, name=spec.name,
@@ -317,6 +330,7 @@ class Engine:
                         done.append((job, outputs))
                         continue
                     status = JobStatus(JobState.FAILED, 0, f"declared output missing: {missing[0]}")
+                job.log_tail = self._log_tail(job)
                 self._job_finished(session, row, job, status)
             session.commit()
             if done:
@@ -328,6 +342,13 @@ class Engine:
                                        [o.lfn for o in outputs])
                 self._event(session, row, "done", f"{len(done)} jobs done, outputs registered")
                 session.commit()
+
+    def _log_tail(self, job: JobRow, size: int = 4000) -> str:
+        """The end of a failed job's log, kept in the ledger for classification and reports."""
+        try:
+            return self.backend_for(self.sites[job.site]).log(job.backend_id, size)[-size:]
+        except (BackendError, OSError, KeyError) as exc:
+            return f"(log unavailable: {exc})"
 
     def _outputs_of(self, session: Session, t: Transformation, job: JobRow) -> list[OutputFile]:
         task = session.get(TaskRow, job.task_id)
@@ -349,23 +370,61 @@ class Engine:
             return
         job.status = (JobStatusName.KILLED if status.state is JobState.CANCELLED
                       else JobStatusName.FAILED).value
-        job.failure_class = classify(status)
-        detail = f"{status.state.value} exit {status.exit_code} {status.reason}".strip()
-        self._event(session, row, "failed", f"job {job.name} at {job.site}: {detail}")
-        if task.attempts < (t.max_attempts or self.production.defaults.max_attempts):
+        job.failure_class, decided_by = classify(status, job.log_tail, t.type)
+        detail = f"{status.state.value} exit {status.exit_code} ({decided_by})"
+        if status.reason:
+            detail += f": {status.reason}"
+        self._event(session, row, "failed", f"job {job.name} at {job.site}: "
+                                            f"{job.failure_class} {detail}")
+        failures = Counter(session.scalars(select(JobRow.failure_class).where(
+            JobRow.task_id == task.id, JobRow.failure_class.is_not(None))))
+        defaults = self.production.defaults
+        if job.failure_class == INFRASTRUCTURE:
+            retry = failures[INFRASTRUCTURE] <= defaults.max_infrastructure_retries
+        elif job.failure_class == APPLICATION:
+            retry = failures[APPLICATION] < (t.max_attempts or defaults.max_attempts)
+        else:
+            retry = False  # unreadable input: no retry helps
+        if retry:
             task.status = TaskStatus.CREATED.value  # resubmitted by the next round
         else:
-            self._give_up(session, row, t, task, f"{job.failure_class}: {detail}")
+            self._give_up(session, row, task, job.failure_class, detail)
+        self._maybe_pause(session, job.site)
 
-    def _give_up(self, session: Session, row: TransformationRow, t: Transformation,
-                 task: TaskRow, message: str) -> None:
-        """The task failed for good: its files go back to Unused with the error counted."""
-        task.status, task.message = TaskStatus.FAILED.value, message
+    def _give_up(self, session: Session, row: TransformationRow, task: TaskRow,
+                 failure_class: str, message: str) -> None:
+        """The task failed for good; its files are reset (error counted) or set aside.
+
+        Application failures reset the files up to ``max_reassign`` times, then they go
+        Problematic; data failures go Problematic at once; infrastructure failures
+        reset them up to ``max_resets`` times, then MaxReset.
+        """
+        defaults = self.production.defaults
+        task.status, task.message = TaskStatus.FAILED.value, f"{failure_class}: {message}"
         for f in session.scalars(select(FileRow).where(FileRow.task_id == task.id)):
             f.error_count += 1
-            f.status = (FileStatus.MAXRESET if f.error_count >= self.production.defaults.max_resets
-                        else FileStatus.UNUSED).value
-        self._event(session, row, "task_failed", f"task {task.index}: {message}")
+            if failure_class == DATA or (failure_class == APPLICATION
+                                         and f.error_count >= defaults.max_reassign):
+                f.status = FileStatus.PROBLEMATIC.value
+            elif f.error_count >= defaults.max_resets:
+                f.status = FileStatus.MAXRESET.value
+            else:
+                f.status = FileStatus.UNUSED.value
+        self._event(session, row, "task_failed", f"task {task.index}: {task.message}")
+
+    def _maybe_pause(self, session: Session, site: str, streak: int = 5,
+                     pause: dt.timedelta = dt.timedelta(minutes=30)) -> None:
+        """Pause a site whose last ``streak`` finished jobs all failed for its own reasons."""
+        last = session.scalars(select(JobRow.failure_class).where(
+            JobRow.site == site, JobRow.finished_at.is_not(None))
+            .order_by(JobRow.finished_at.desc(), JobRow.id.desc()).limit(streak)).all()
+        if len(last) == streak and all(c == INFRASTRUCTURE for c in last):
+            row = session.get(SiteRow, site) or SiteRow(name=site)
+            if not row.paused_until or row.paused_until < _now():
+                row.paused_until = _now() + pause
+                row.reason = f"{streak} infrastructure failures in a row"
+                session.add(row)
+                self._event(session, None, "site_paused", f"{site}: {row.reason}")
 
     # -- finalize ------------------------------------------------------------------
     def finalize(self, name: str) -> dict[str, dict[str, int]]:
@@ -374,21 +433,34 @@ class Engine:
         with self.sessions.begin() as session:
             row = self._row(session, name)
             summary = _counts(session, row)
-            pending_files = sum(summary["files"].get(s.value, 0)
-                                for s in (FileStatus.UNUSED, FileStatus.ASSIGNED))
-            pending_tasks = sum(summary["tasks"].get(s.value, 0)
-                                for s in (TaskStatus.CREATED, TaskStatus.SUBMITTED))
-            mc_failed = t.type == "mc_simulation" and summary["tasks"].get(TaskStatus.FAILED.value)
+            pending = sum(summary["files"].get(s.value, 0)
+                          for s in (FileStatus.UNUSED, FileStatus.ASSIGNED))
+            pending += sum(summary["tasks"].get(s.value, 0)
+                           for s in (TaskStatus.CREATED, TaskStatus.SUBMITTED))
+            if t.type == "mc_simulation":  # complete when the target of good runs is met
+                assert t.runs is not None
+                done = summary["tasks"].get(TaskStatus.DONE.value, 0)
+                pending += max(0, t.runs.count + row.extra_runs - done)
             parents_done = self._flushable(session, row, t) or not t.all_parents
             if row.status in (TransformationStatus.ACTIVE.value, TransformationStatus.COMPLETED.value):
-                complete = not pending_files and not pending_tasks and not mc_failed and parents_done
+                complete = not pending and parents_done
                 status = (TransformationStatus.COMPLETED if complete
                           else TransformationStatus.ACTIVE).value
                 if status != row.status:
                     self._event(session, row, "status", f"{row.status} -> {status}")
                 row.status = status
+            self._complete_production(session, row.production_id)
             summary["status"] = {row.status: 1}
             return summary
+
+    def _complete_production(self, session: Session, production_id: int) -> None:
+        """A production is Completed when all its transformations are."""
+        production = session.get(ProductionRow, production_id)
+        statuses = set(session.scalars(select(TransformationRow.status)
+                                       .where(TransformationRow.production_id == production_id)))
+        if production.status in ("Active", "Completed"):
+            production.status = ("Completed" if statuses == {TransformationStatus.COMPLETED.value}
+                                 else "Active")
 
     def summary(self) -> dict[str, dict[str, dict[str, int]]]:
         """Files, tasks and jobs by status, per transformation."""
@@ -426,8 +498,10 @@ class Engine:
             raise BackendError(f"transformation {t.name}: no active site among "
                                f"{t.sites or self.production.defaults.sites}")
         failed_at = set(session.scalars(select(JobRow.site).where(
-            JobRow.task_id == task.id, JobRow.failure_class == "infrastructure")))
-        candidates = [s for s in allowed if s.name not in failed_at] or allowed
+            JobRow.task_id == task.id, JobRow.failure_class == INFRASTRUCTURE)))
+        paused = set(session.scalars(select(SiteRow.name).where(SiteRow.paused_until > _now())))
+        candidates = ([s for s in allowed if s.name not in failed_at | paused]
+                      or [s for s in allowed if s.name not in paused] or allowed)
         storages = Counter(st for st in session.scalars(
             select(FileRow.storages).where(FileRow.task_id == task.id)) for st in st)
         return min(candidates, key=lambda s: (-sum(storages[x] for x in s.storages),

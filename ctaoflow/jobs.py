@@ -71,7 +71,16 @@ def _fields(production: Production, transformation: Transformation,
             task: TaskInputs) -> dict[str, Any]:
     return {**transformation.job.parameters, "production": production.production,
             "transformation": transformation.name, "task": task.index,
-            "run": task.run if task.run is not None else "", "group": task.group or ""}
+            "run": _run(transformation, task), "group": task.group or ""}
+
+
+def _run(transformation: Transformation, task: TaskInputs) -> int | str:
+    """The MC run number, or the run of a task grouped by run."""
+    if task.run is not None:
+        return task.run
+    if transformation.grouping.key == "run" and task.group is not None:
+        return int(task.group) if task.group.lstrip("-").isdigit() else task.group
+    return ""
 
 
 def _format(pattern: str, fields: Mapping[str, Any]) -> str:

@@ -72,6 +72,15 @@ class ProductionRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
 
+class SiteRow(Base):
+    """A site paused after consecutive infrastructure failures, until ``paused_until``."""
+
+    __tablename__ = "sites"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
 class TransformationRow(Base):
     __tablename__ = "transformations"
     __table_args__ = (UniqueConstraint("production_id", "name"),)
@@ -82,6 +91,7 @@ class TransformationRow(Base):
     status: Mapped[str] = mapped_column(String(16), default=TransformationStatus.ACTIVE.value)
     flush_count: Mapped[int] = mapped_column(Integer, default=0)
     next_chunk: Mapped[int] = mapped_column(Integer, default=0)
+    extra_runs: Mapped[int] = mapped_column(Integer, default=0)  # MC extension by hand
 
 
 class FileRow(Base):
@@ -126,6 +136,7 @@ class JobRow(Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     failure_class: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+    log_tail: Mapped[str] = mapped_column(Text, default="")  # end of a failed job's log
     workdir: Mapped[str] = mapped_column(String(1024))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the JobSpec submitted
     submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

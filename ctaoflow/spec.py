@@ -162,8 +162,14 @@ class Transformation(Model):
 class Defaults(Model):
     sites: list[str] = Field(default_factory=lambda: ["local"])
     storage: str = "LOCAL-DISK"
-    max_attempts: int = Field(3, ge=1, description="submissions of one task before it fails")
-    max_resets: int = Field(10, ge=1, description="file resets before MaxReset")
+    max_attempts: int = Field(3, ge=1, description=(
+        "application failures of one task before it fails (its files are reset)"))
+    max_infrastructure_retries: int = Field(5, ge=0, description=(
+        "infrastructure failures of one task retried at once on another site"))
+    max_reassign: int = Field(2, ge=1, description=(
+        "resets of a file after application failures before it goes Problematic"))
+    max_resets: int = Field(10, ge=1, description=(
+        "resets of a file after infrastructure failures before MaxReset"))
     chunk_size: int = Field(100, ge=1, description="jobs per Airflow task instance")
     poll_interval: float = Field(10.0, gt=0, description="seconds between batch-system polls")
     environment: Environment = Environment()

@@ -56,36 +56,64 @@ def test_second_intake_takes_only_new_files(home: Path) -> None:
         assert session.scalar(select(func.count()).select_from(JobRow)) == 3
 
 
-def _failing_spec(max_attempts: int, max_resets: int) -> dict:
-    return {"production": "failing",
-            "defaults": {"max_attempts": max_attempts, "max_resets": max_resets},
+def _failing_spec(command: list[str], **defaults) -> dict:
+    return {"production": "failing", "defaults": defaults,
             "transformations": [{
                 "name": "process", "input": {"query": {"data_level": "DL0"}},
                 "grouping": {"plugin": "standard", "group_size": 2},
-                "job": {"command": ["sh", "-c", "exit 3"]},
-                "outputs": [{"name": "{task}.out"}]}]}
+                "job": {"command": command}, "outputs": [{"name": "{task}.out"}]}]}
 
 
-def test_a_failing_job_leaves_its_files_unused_with_the_error_counted(home: Path) -> None:
-    engine = engine_for(_failing_spec(max_attempts=2, max_resets=2))
+def _files(engine) -> set[tuple[str, int]]:
+    with engine.sessions() as session:
+        return {(f.status, f.error_count) for f in session.scalars(select(FileRow))}
+
+
+def _run_process(engine) -> None:
+    for chunk in engine.prepare("process"):
+        run_chunk(engine, "process", chunk)
+
+
+def test_application_failures_reset_files_then_set_them_aside(home: Path) -> None:
+    engine = engine_for(_failing_spec(["sh", "-c", "exit 3"], max_attempts=2, max_reassign=2))
     register_demo_inputs(engine.catalog, gamma=2, proton=0)
     engine.sync()
-    (chunk,) = engine.prepare("process")
-    run_chunk(engine, "process", chunk)
+    _run_process(engine)
+    assert _files(engine) == {("Unused", 1)}  # back for the next intake, error counted
     with engine.sessions() as session:
-        files = session.scalars(select(FileRow)).all()
-        assert [(f.status, f.error_count, f.task_id) for f in files] == [("Unused", 1, 1)] * 2
         jobs = session.scalars(select(JobRow)).all()
         assert [(j.attempt, j.exit_code, j.failure_class) for j in jobs] == [
             (1, 3, "application"), (2, 3, "application")]
         assert session.get(TaskRow, 1).status == "Failed"
-    # the next intake regroups the files; a second exhausted task reaches MaxReset
-    (chunk,) = engine.prepare("process")
-    run_chunk(engine, "process", chunk)
-    with engine.sessions() as session:
-        assert {(f.status, f.error_count) for f in session.scalars(select(FileRow))} == {
-            ("MaxReset", 2)}
+    _run_process(engine)  # regrouped into a new task, which fails again
+    assert _files(engine) == {("Problematic", 2)}
     assert engine.prepare("process") == []
+
+
+def test_infrastructure_failures_retry_elsewhere_then_reach_maxreset(home: Path) -> None:
+    engine = engine_for(_failing_spec(["sh", "-c", "kill -9 $$"], max_infrastructure_retries=1,
+                                      max_resets=2))
+    register_demo_inputs(engine.catalog, gamma=2, proton=0)
+    engine.sync()
+    _run_process(engine)
+    with engine.sessions() as session:
+        assert [(j.exit_code, j.failure_class) for j in session.scalars(select(JobRow))] == [
+            (137, "infrastructure")] * 2
+    assert _files(engine) == {("Unused", 1)}
+    _run_process(engine)
+    assert _files(engine) == {("MaxReset", 2)}
+
+
+def test_unreadable_input_is_a_data_failure(home: Path) -> None:
+    engine = engine_for(_failing_spec(
+        ["python", "-m", "ctaoflow.demo.payload", "merge", "--output", "{output}", "/nonexistent"]))
+    register_demo_inputs(engine.catalog, gamma=2, proton=0)
+    engine.sync()
+    _run_process(engine)
+    assert _files(engine) == {("Problematic", 1)}
+    with engine.sessions() as session:
+        (job,) = session.scalars(select(JobRow)).all()
+        assert job.failure_class == "data" and "cannot read /nonexistent" in job.log_tail
 
 
 CRASHING_SUBMITTER = textwrap.dedent("""
@@ -124,9 +152,8 @@ def test_killed_after_submission_reconnects_without_a_duplicate(home: Path) -> N
 
 @pytest.mark.parametrize("value", ["../../etc/passwd", "a/b", ".."])
 def test_hostile_metadata_cannot_make_an_output_path(home: Path, value: str) -> None:
-    spec = _failing_spec(1, 1)
+    spec = _failing_spec(["sh", "-c", "echo > \"$0\"", "{output}"])
     t = spec["transformations"][0]
-    t["job"]["command"] = ["sh", "-c", "echo > \"$0\"", "{output}"]
     t["outputs"] = [{"name": "{particle}"}]
     engine = engine_for(spec)
     from ctaoflow.catalog.base import OutputFile
