@@ -381,10 +381,8 @@ class Engine:
         defaults = self.production.defaults
         if job.failure_class == INFRASTRUCTURE:
             retry = failures[INFRASTRUCTURE] <= defaults.max_infrastructure_retries
-        elif job.failure_class == APPLICATION:
-            retry = failures[APPLICATION] < (t.max_attempts or defaults.max_attempts)
-        else:
-            retry = False  # unreadable input: no retry helps
+        else:  # application, or data (an unreadable replica: retried elsewhere)
+            retry = failures[job.failure_class] < (t.max_attempts or defaults.max_attempts)
         if retry:
             task.status = TaskStatus.CREATED.value  # resubmitted by the next round
         else:
@@ -396,7 +394,7 @@ class Engine:
         """The task failed for good; its files are reset (error counted) or set aside.
 
         Application failures reset the files up to ``max_reassign`` times, then they go
-        Problematic; data failures go Problematic at once; infrastructure failures
+        Problematic; data failures go Problematic; infrastructure failures
         reset them up to ``max_resets`` times, then MaxReset.
         """
         defaults = self.production.defaults
@@ -498,7 +496,7 @@ class Engine:
             raise BackendError(f"transformation {t.name}: no active site among "
                                f"{t.sites or self.production.defaults.sites}")
         failed_at = set(session.scalars(select(JobRow.site).where(
-            JobRow.task_id == task.id, JobRow.failure_class == INFRASTRUCTURE)))
+            JobRow.task_id == task.id, JobRow.failure_class.in_([INFRASTRUCTURE, DATA]))))
         paused = set(session.scalars(select(SiteRow.name).where(SiteRow.paused_until > _now())))
         candidates = ([s for s in allowed if s.name not in failed_at | paused]
                       or [s for s in allowed if s.name not in paused] or allowed)

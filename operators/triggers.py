@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ctaoflow.backends import BackendError, JobStatus, SiteConfig
+from operators.hooks.production import backend_for
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,6 @@ class SitePoller:
             await self.cycle.wait()
 
     async def _loop(self) -> None:
-        from operators.hooks.production import backend_for
-
         backend = await asyncio.to_thread(backend_for, self.site)
         while self.watched:
             ids = [i for i in self.watched if not (i in self.statuses and self.statuses[i].state.final)]

@@ -1,0 +1,161 @@
+"""A real Airflow deployment for the ``airflow`` and ``chaos`` tests.
+
+The session fixture ``airflow_cluster`` starts Airflow's api-server (the execution API
+the workers and the triggerer talk to), a scheduler with the LocalExecutor, a
+dag-processor and a triggerer, each its own process in a private AIRFLOW_HOME, with
+its own ctaoflow home and productions folder. Components can be SIGKILLed and
+restarted one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def _json(out: str):
+    """The JSON document in a CLI's output (Airflow may print warnings before it)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line[:1] in "[{")
+    return json.loads("\n".join(lines[start:]))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AirflowCluster:
+    """Airflow's four long-running components, started from ``home``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.productions = home / "productions"
+        self.productions.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        from cryptography.fernet import Fernet
+
+        bin_dir = Path(sys.executable).parent
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "AIRFLOW_HOME": str(home / "airflow"),
+            "CTAOFLOW_HOME": str(home / "ctaoflow"),
+            "CTAOFLOW_PRODUCTIONS": str(self.productions),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            # a killed worker or triggerer is noticed in seconds, not minutes
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs = home / "logs"
+        self.logs.mkdir(exist_ok=True)
+
+    def airflow(self, *args: str, timeout: float = 120) -> str:
+        """Run an ``airflow`` CLI command against this deployment; return its stdout."""
+        done = subprocess.run(["airflow", *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+        if done.returncode:
+            raise RuntimeError(f"airflow {' '.join(args)}: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    def start(self, component: str) -> None:
+        log = open(self.logs / f"{component}.log", "ab")
+        self.procs[component] = subprocess.Popen(
+            ["airflow", component], env=self.env, stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def kill(self, component: str) -> None:
+        """SIGKILL a component and all its children (e.g. the scheduler's workers)."""
+        proc = self.procs.pop(component)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+    def restart(self, component: str) -> None:
+        self.kill(component)
+        self.start(component)
+
+    def up(self) -> None:
+        (self.home / "airflow").mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate", timeout=300)
+        for component in COMPONENTS:
+            self.start(component)
+
+    def down(self) -> None:
+        for component in list(self.procs):
+            self.kill(component)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            listed = _json(self.airflow("dags", "list", "-o", "json") or "[]")
+            if any(d["dag_id"] == dag_id for d in listed):
+                return
+            time.sleep(3)
+        raise TimeoutError(f"DAG {dag_id} not parsed after {timeout} s; see {self.logs}")
+
+    def trigger(self, dag_id: str) -> str:
+        out = _json(self.airflow("dags", "trigger", dag_id, "-o", "json"))
+        return out[0]["dag_run_id"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        runs = _json(self.airflow("dags", "list-runs", dag_id, "-o", "json"))
+        return next(r["state"] for r in runs if r["run_id"] == run_id)
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600,
+                 during=None) -> str:
+        """Wait for a run to end; ``during(elapsed)`` is called between checks."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            state = self.run_state(dag_id, run_id)
+            if state in ("success", "failed"):
+                return state
+            if during:
+                during(time.monotonic() - started)
+            time.sleep(2)
+        raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout} s; "
+                           f"see {self.logs}")
+
+
+@pytest.fixture(scope="session")
+def airflow_cluster():
+    """A running Airflow deployment, shared by the tests of a session."""
+    cluster = AirflowCluster(Path(tempfile.mkdtemp(prefix="ctaoflow-airflow-")))
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()

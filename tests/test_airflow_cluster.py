@@ -1,0 +1,50 @@
+"""Productions through a real Airflow deployment: scheduler, triggerer, api-server."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ctaoflow.catalog.embedded import EmbeddedCatalog
+from ctaoflow.demo.inputs import register_demo_inputs
+from ctaoflow.engine import summarize
+from ctaoflow.ledger import JobRow, session_factory
+from ctaoflow.validation import load_production
+
+PROJECT = Path(__file__).parents[1]
+DEMO = PROJECT / "config" / "productions" / "demo.yaml"
+
+
+@pytest.mark.airflow
+def test_demo_survives_a_killed_triggerer(airflow_cluster) -> None:
+    cluster = airflow_cluster
+    shutil.copy(DEMO, cluster.productions / "demo.yaml")
+    home = Path(cluster.env["CTAOFLOW_HOME"])
+    register_demo_inputs(EmbeddedCatalog(home / "catalog"), gamma=20, proton=10)
+    sessions = session_factory(f"sqlite:///{home / 'ledger.db'}")
+    cluster.wait_for_dag("demo")
+    run_id = cluster.trigger("demo")
+    killed = []
+
+    def kill_triggerer_once_jobs_wait(elapsed: float) -> None:
+        if killed or not (home / "ledger.db").exists():
+            return
+        with sessions() as session:
+            if session.scalars(select(JobRow).where(JobRow.status == "Submitted")).first():
+                cluster.restart("triggerer")
+                killed.append(elapsed)
+
+    assert cluster.wait_run("demo", run_id, timeout=600,
+                            during=kill_triggerer_once_jobs_wait) == "success"
+    assert killed, "the triggerer was never killed while jobs were waiting"
+    summary = summarize(load_production(DEMO), sessions)
+    assert all(s["status"] == {"Completed": 1} for s in summary.values()), summary
+    with sessions() as session:
+        jobs = session.scalars(select(JobRow)).all()
+    assert all(j.attempt == 1 and j.status == "Done" for j in jobs)
+    assert len({j.name for j in jobs}) == len(jobs) == sum(
+        s["jobs"]["Done"] for s in summary.values())
