@@ -29,7 +29,7 @@ from ctaoflow.catalog.base import Catalog, CatalogFile, OutputFile
 from ctaoflow.chaining import input_query
 from ctaoflow.failures import APPLICATION, DATA, INFRASTRUCTURE, classify
 from ctaoflow.grouping import plugin
-from ctaoflow.jobs import TaskInputs, build_job, planned_outputs
+from ctaoflow.jobs import TaskInputs, build_job, job_name, planned_outputs
 from ctaoflow.ledger import (EventRow, SiteRow, FileRow, FileStatus, JobRow,
                              JobStatusName, ProductionRow, TaskRow, TaskStatus,
                              TransformationRow, TransformationStatus, insert_ignore,
@@ -247,6 +247,7 @@ class Engine:
         files = self._task_files(session, [task.id for task in tasks])
         paths = self.catalog.local_paths([lfn for fs in files.values() for lfn in fs])
         side = self._side_inputs(session, row, t)
+        uid = session.get(ProductionRow, row.production_id).uid
         load = Counter(session.scalars(select(JobRow.site).where(JobRow.status.in_(
             [JobStatusName.SUBMITTING.value, JobStatusName.SUBMITTED.value]))))
         for task in tasks:
@@ -257,7 +258,8 @@ class Engine:
                           / f"{task.index:06d}.{task.attempts}")
             inputs = TaskInputs(task.index, files[task.id], task.run, task.group)
             try:
-                spec = build_job(self.production, t, inputs, task.attempts, workdir, paths, side)
+                name = job_name(self.production, uid, t, task.index, task.attempts)
+                spec = build_job(self.production, t, inputs, name, workdir, paths, side)
             except (ValueError, KeyError) as exc:
                 self._give_up(session, row, task, DATA, f"cannot build the job: {exc}")
                 continue

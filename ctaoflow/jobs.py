@@ -23,10 +23,14 @@ class TaskInputs:
     group: str | None = None
 
 
-def job_name(production: Production, transformation: Transformation, task: int,
+def job_name(production: Production, uid: str, transformation: Transformation, task: int,
              attempt: int) -> str:
-    """Deterministic: a retried submission of the same attempt has the same name."""
-    return f"{production.production}.{transformation.name}.{task:06d}.{attempt}"
+    """Deterministic: a retried submission of the same attempt has the same name.
+
+    ``uid`` is drawn once per production in a ledger, so two ledgers sharing a batch
+    system (a test and a deployment, say) never take each other's jobs for their own.
+    """
+    return f"{production.production}-{uid}.{transformation.name}.{task:06d}.{attempt}"
 
 
 def planned_outputs(production: Production, transformation: Transformation,
@@ -45,7 +49,7 @@ def planned_outputs(production: Production, transformation: Transformation,
 
 
 def build_job(production: Production, transformation: Transformation, task: TaskInputs,
-              attempt: int, workdir: str, input_paths: Mapping[str, str],
+              name: str, workdir: str, input_paths: Mapping[str, str],
               side_paths: Mapping[str, Sequence[str]]) -> JobSpec:
     """The job of one task attempt: the command with every placeholder filled in."""
     inputs = [input_paths[lfn] for lfn in sorted(task.files)]
@@ -57,11 +61,11 @@ def build_job(production: Production, transformation: Transformation, task: Task
     lists = {"inputs": inputs, **{k: list(v) for k, v in side_paths.items()}}
     command: list[str] = []
     for arg in transformation.job.command:
-        name = arg[1:-1] if arg.startswith("{") and arg.endswith("}") else None
-        command.extend(lists[name] if name in lists else [_format(arg, fields)])
+        alone = arg[1:-1] if arg.startswith("{") and arg.endswith("}") else None
+        command.extend(lists[alone] if alone in lists else [_format(arg, fields)])
     env_spec = transformation.job.environment or production.defaults.environment
     resources = transformation.job.resources or production.defaults.resources
-    return JobSpec(name=job_name(production, transformation, task.index, attempt),
+    return JobSpec(name=name,
                    command=tuple(command), workdir=workdir, env=dict(transformation.job.env),
                    cores=resources.cores, memory_mb=resources.memory_mb,
                    walltime_s=resources.walltime_s, image=env_spec.image)
