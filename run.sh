@@ -21,7 +21,7 @@ install() {
 }
 
 install
-export PATH="$PWD/$VENV/bin:$PATH"  # jobs on the local and Slurm sites use this environment
+export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # local and Slurm jobs use this environment
 case "${1:-demo}" in
   test) shift; exec "$VENV/bin/python" -m pytest -m "" "$@" ;;
   *) exec "$VENV/bin/ctaoflow" "$@" ;;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,6 +56,7 @@ class AirflowCluster:
             "AIRFLOW_HOME": str(home / "airflow"),
             "CTAOFLOW_HOME": str(home / "ctaoflow"),
             "CTAOFLOW_PRODUCTIONS": str(self.productions),
+            "CTAOFLOW_SITES": str(home / "sites.yaml"),  # read at run time: tests may rewrite it
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -110,6 +112,7 @@ class AirflowCluster:
 
     def up(self) -> None:
         (self.home / "airflow").mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT / "config" / "sites.yaml", self.home / "sites.yaml")
         self.airflow("db", "migrate", timeout=300)
         for component in COMPONENTS:
             self.start(component)

@@ -1,0 +1,123 @@
+"""The chaos scenario: a few hundred jobs with injected faults on two sites while
+Airflow's scheduler, triggerer and a worker are SIGKILLed and restarted and slurmctld
+restarts once. Shared by tests/test_chaos.py and benchmarks/bench_chaos.py."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from sqlalchemy import func, select
+
+from ctaoflow.catalog.embedded import EmbeddedCatalog
+from ctaoflow.demo.inputs import register_demo_inputs
+from ctaoflow.ledger import FileRow, JobRow, session_factory
+
+JOB = Path(__file__).parent / "data" / "chaos" / "job.sh"
+
+
+def production(jobs: int, faults: bool) -> dict:
+    command = [str(JOB), "{output}", "{input}"] if faults else [
+        "sh", "-c", 'sleep 0.$(( ${#1} % 7 )); echo ok > "$0"', "{output}", "{input}"]
+    return {
+        "production": "chaos" if faults else "calm",
+        "defaults": {"sites": ["local", "slurm"], "poll_interval": 1, "chunk_size": 25,
+                     "max_attempts": 2, "max_reassign": 1, "max_infrastructure_retries": 3,
+                     "resources": {"walltime": "10m", "memory": "100MB"}},
+        "transformations": [
+            {"name": "process", "type": "processing",
+             "input": {"query": {"data_level": "DL0"}},
+             "grouping": {"plugin": "standard", "group_size": 1},
+             "job": {"command": command},
+             "outputs": [{"name": "{task:05d}.DL1", "metadata": {"data_level": "DL1"}}]},
+            {"name": "merge", "type": "merging", "input": {"from": "process"},
+             "grouping": {"plugin": "standard", "group_size": 10},
+             "job": {"command": ["sh", "-c", 'cat "$@" > "$0"', "{output}", "{inputs}"]},
+             "outputs": [{"name": "merged_{task:04d}.DL1"}]}]}
+
+
+def sites_file(path: Path, slurm_queue: str) -> Path:
+    path.write_text(yaml.safe_dump({"sites": {
+        "local": {"backend": "local", "slots": 16, "storages": ["LOCAL-DISK"]},
+        "slurm": {"backend": "slurm", "queue": slurm_queue, "slots": 32,
+                  "storages": ["LOCAL-DISK"]}}}))
+    return path
+
+
+@dataclass
+class Outcome:
+    state: str
+    seconds: float
+    kills: list[str] = field(default_factory=list)
+    jobs: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+    duplicated_jobs: int = 0
+
+
+def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1) -> Outcome:
+    """Register inputs, trigger the production, inject process kills, wait for the end."""
+    spec = production(jobs, faults)
+    name = spec["production"]
+    (cluster.productions / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    home = Path(cluster.env["CTAOFLOW_HOME"])
+    register_demo_inputs(EmbeddedCatalog(home / "catalog"), gamma=jobs, proton=0,
+                         first_run=10000 if faults else 20000)
+    cluster.wait_for_dag(name)
+    sessions = session_factory(f"sqlite:///{home / 'ledger.db'}")
+    rng = random.Random(seed)
+    plan = ["scheduler", "triggerer", "worker", "slurmctld"] if faults else []
+    rng.shuffle(plan)
+    kills: list[str] = []
+    started = time.monotonic()
+    run_id = cluster.trigger(name)
+
+    def inject(elapsed: float) -> None:
+        if not plan or elapsed < 6 + 8 * len(kills):
+            return
+        victim = plan.pop()
+        if victim == "worker":
+            if not _kill_a_worker():
+                plan.append(victim)
+                return
+        elif victim == "slurmctld":
+            restart_slurmctld()
+        else:
+            cluster.restart(victim)
+        kills.append(f"{victim}@{elapsed:.0f}s")
+
+    state = cluster.wait_run(name, run_id, timeout=1200, during=inject)
+    outcome = Outcome(state=state, seconds=time.monotonic() - started, kills=kills)
+    with sessions() as session:
+        outcome.jobs = session.scalar(select(func.count()).select_from(JobRow))
+        outcome.failures = dict(Counter(session.scalars(
+            select(JobRow.failure_class).where(JobRow.failure_class.is_not(None)))))
+        outcome.files = dict(session.execute(select(FileRow.status, func.count())
+                                             .group_by(FileRow.status)).all())
+        names = session.scalars(select(JobRow.name)).all()
+        outcome.duplicated_jobs = len(names) - len(set(names))
+    return outcome
+
+
+def _kill_a_worker() -> bool:
+    """SIGKILL one LocalExecutor worker that is running a task, with its task process."""
+    pids = subprocess.run(["pgrep", "-f", "airflow worker -- LocalExecutor"],
+                          capture_output=True, text=True).stdout.split()
+    for pid in pids:
+        children = subprocess.run(["pgrep", "-P", pid], capture_output=True,
+                                  text=True).stdout.split()
+        if children:
+            for victim in [*children, pid]:
+                try:
+                    os.kill(int(victim), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return True
+    return False
