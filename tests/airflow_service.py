@@ -58,6 +58,8 @@ class AirflowCluster:
             "CTAOFLOW_PRODUCTIONS": str(self.productions),
             "CTAOFLOW_SITES": str(home / "sites.yaml"),  # read at run time: tests may rewrite it
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",
@@ -82,6 +84,22 @@ class AirflowCluster:
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs = home / "logs"
         self.logs.mkdir(exist_ok=True)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
+
+    def token(self) -> str:
+        """A JWT for the ``operator`` user of the simple auth manager."""
+        import urllib.request
+
+        passwords = json.loads((self.home / "airflow" /
+                                "simple_auth_manager_passwords.json.generated").read_text())
+        request = urllib.request.Request(
+            f"{self.api}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": "operator", "password": passwords["operator"]}).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["access_token"]
 
     def airflow(self, *args: str, timeout: float = 120) -> str:
         """Run an ``airflow`` CLI command against this deployment; return its stdout."""
@@ -116,6 +134,19 @@ class AirflowCluster:
         self.airflow("db", "migrate", timeout=300)
         for component in COMPONENTS:
             self.start(component)
+        self.wait_api()
+
+    def wait_api(self, timeout: float = 180) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.api}/api/v2/monitor/health", timeout=5):
+                    return
+            except OSError:
+                time.sleep(1)
+        raise TimeoutError(f"the api-server did not answer in {timeout} s; see {self.logs}")
 
     def down(self) -> None:
         for component in list(self.procs):
