@@ -1,0 +1,48 @@
+"""Hostile file names and metadata reach no shell and no foreign path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ctaoflow.catalog.base import OutputFile
+from ctaoflow.ledger import JobRow
+from ctaoflow.query import Query
+from tests.engine_driver import engine_for, run_all
+
+HOSTILE = ["a b;touch PWNED1", "$(touch PWNED2)", "`touch PWNED3`", "q'uo\"te",
+           "new\nline", "-rf", "*"]
+
+
+def test_metacharacters_pass_verbatim_and_run_nothing(home: Path, tmp_path: Path) -> None:
+    spec = {"production": "hostile", "transformations": [{
+        "name": "copy", "input": {"query": {"data_level": "DL0"}},
+        "grouping": {"plugin": "standard", "group_size": 1},
+        "job": {"command": ["python", "-c",
+                            "import json, sys; open(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))",
+                            "{output}", "{input}", "{label}"],
+                "parameters": {"label": "$(touch PWNED4); echo"}},
+        "outputs": [{"name": "{tag}_{task}.out", "metadata": {"data_level": "DL1"}}]}]}
+    engine = engine_for(spec)
+    sources = []
+    for i, value in enumerate(HOSTILE):
+        path = tmp_path / f"in{i}"
+        path.write_text(value)
+        sources.append(OutputFile(lfn=f"/ctao/hostile/{value}.dat".replace("\n", "_"),
+                                  path=str(path), metadata={"data_level": "DL0", "tag": value}))
+    engine.catalog.register(sources, "LOCAL-DISK", "/ctao/hostile")
+    run_all(engine)
+    with engine.sessions() as session:
+        assert {j.status for j in session.scalars(select(JobRow))} == {"Done"}
+    outputs = {f.metadata["tag"]: f for f in engine.catalog.query(Query.parse({"data_level": "DL1"}))}
+    assert set(outputs) == set(HOSTILE)
+    paths = engine.catalog.local_paths([f.lfn for f in outputs.values()])
+    for value, output in outputs.items():
+        assert output.lfn.rsplit("/", 1)[1].startswith(value)  # the name kept every character
+        argv = json.loads(Path(paths[output.lfn]).read_text())
+        assert argv[1] == "$(touch PWNED4); echo"
+        assert argv[0].endswith(f"{value}.dat".replace("\n", "_"))
+    assert not list(Path("/").glob("PWNED*")) and not list(home.rglob("PWNED*"))
+    assert not list(Path.cwd().glob("PWNED*"))
