@@ -491,7 +491,8 @@ class Engine:
 
     def _choose_site(self, session: Session, t: Transformation, task: TaskRow,
                      files: dict[str, dict], load: Counter) -> SiteConfig:
-        """Where the task's replicas are, away from sites that failed it, least loaded."""
+        """A site with a free slot first, then where the task's replicas are, away from
+        sites that failed it or are paused, then the least loaded."""
         allowed = [self.sites[s] for s in (t.sites or self.production.defaults.sites)
                    if s in self.sites and self.sites[s].status == "active"]
         if not allowed:
@@ -504,7 +505,8 @@ class Engine:
                       or [s for s in allowed if s.name not in paused] or allowed)
         storages = Counter(st for st in session.scalars(
             select(FileRow.storages).where(FileRow.task_id == task.id)) for st in st)
-        return min(candidates, key=lambda s: (-sum(storages[x] for x in s.storages),
+        return min(candidates, key=lambda s: (load[s.name] >= s.slots,
+                                              -sum(storages[x] for x in s.storages),
                                               load[s.name] / max(s.slots, 1), s.name))
 
 
