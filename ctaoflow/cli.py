@@ -71,7 +71,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ctaoflow.demo.run import run_demo
 
-    return run_demo(home=args.home, keep=args.keep)
+    return run_demo(home=args.home, keep=args.keep, full=args.full)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -100,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the demo production end to end through Airflow")
     p.add_argument("--home", help="state folder (default: $CTAOFLOW_HOME/demo)")
     p.add_argument("--keep", action="store_true", help="keep the previous demo state")
+    p.add_argument("--full", action="store_true",
+                   help="with the real services: inputs in Rucio, jobs on Slurm")
     p.set_defaults(func=cmd_demo)
     return top
 

@@ -18,9 +18,14 @@ from sqlalchemy import func, select
 
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
-from ctaoflow.ledger import FileRow, JobRow, session_factory
+from ctaoflow.ledger import (FileRow, JobRow, ProductionRow, TaskRow, TransformationRow,
+                             session_factory)
 
 JOB = Path(__file__).parent / "data" / "chaos" / "job.sh"
+
+
+def first_run(faults: bool) -> int:
+    return 10000 if faults else 20000
 
 
 def production(jobs: int, faults: bool) -> dict:
@@ -33,7 +38,8 @@ def production(jobs: int, faults: bool) -> dict:
                      "resources": {"walltime": "10m", "memory": "100MB"}},
         "transformations": [
             {"name": "process", "type": "processing",
-             "input": {"query": {"data_level": "DL0"}},
+             "input": {"query": {"data_level": "DL0", "particle": "gamma", "run": {
+                 ">=": first_run(faults), "<": first_run(faults) + jobs}}},
              "grouping": {"plugin": "standard", "group_size": 1},
              "job": {"command": command},
              "outputs": [{"name": "{task:05d}.DL1", "metadata": {"data_level": "DL1"}}]},
@@ -69,7 +75,7 @@ def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1)
     (cluster.productions / f"{name}.yaml").write_text(yaml.safe_dump(spec))
     home = Path(cluster.env["CTAOFLOW_HOME"])
     register_demo_inputs(EmbeddedCatalog(home / "catalog"), gamma=jobs, proton=0,
-                         first_run=10000 if faults else 20000)
+                         first_run=first_run(faults))
     cluster.wait_for_dag(name)
     sessions = session_factory(f"sqlite:///{home / 'ledger.db'}")
     rng = random.Random(seed)
@@ -95,14 +101,18 @@ def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1)
 
     state = cluster.wait_run(name, run_id, timeout=1200, during=inject)
     outcome = Outcome(state=state, seconds=time.monotonic() - started, kills=kills)
+    ours = (select(TransformationRow.id).join(ProductionRow)
+            .where(ProductionRow.name == name).scalar_subquery())
     with sessions() as session:
-        outcome.jobs = session.scalar(select(func.count()).select_from(JobRow))
-        outcome.failures = dict(Counter(session.scalars(
-            select(JobRow.failure_class).where(JobRow.failure_class.is_not(None)))))
-        outcome.files = dict(session.execute(select(FileRow.status, func.count())
-                                             .group_by(FileRow.status)).all())
-        names = session.scalars(select(JobRow.name)).all()
-        outcome.duplicated_jobs = len(names) - len(set(names))
+        jobs = session.scalars(select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
+                               .where(TaskRow.transformation_id.in_(ours))).all()
+        outcome.jobs = len(jobs)
+        outcome.failures = dict(Counter(j.failure_class for j in jobs if j.failure_class))
+        outcome.files = dict(session.execute(
+            select(FileRow.status, func.count()).where(FileRow.transformation_id.in_(ours))
+            .group_by(FileRow.status)).all())
+        done_per_task = Counter(j.task_id for j in jobs if j.status == "Done")
+        outcome.duplicated_jobs = sum(n - 1 for n in done_per_task.values())
     return outcome
 
 

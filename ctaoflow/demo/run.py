@@ -1,9 +1,13 @@
-"""``ctaoflow demo``: the demo production end to end through Airflow, no server needed.
+"""``ctaoflow demo``: the demo production end to end through Airflow.
 
 A private Airflow home (SQLite) and ctaoflow home are made under ``--home``; the demo
-inputs are registered in the embedded catalog; Airflow parses ``dags/`` and runs the
-``demo`` DAG with ``dag.test()`` (the scheduler loop in-process, triggers inline),
-jobs run on the local backend. Progress is printed from the ledger as it moves.
+inputs are registered in the catalog; Airflow parses ``dags/`` and runs the ``demo``
+DAG with ``dag.test()`` (the scheduler loop in-process, triggers inline). Progress is
+printed from the ledger as it moves.
+
+Default: the embedded catalog and the local backend, no server needed. ``--full``:
+starts the project's Rucio server and Slurm (services/), registers the inputs in
+Rucio through an Airflow connection, and runs every job on Slurm.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ctaoflow.sites import CONFIG_DIR
 DEMO_SPEC = CONFIG_DIR / "productions" / "demo.yaml"
 
 
-def run_demo(home: str | None = None, keep: bool = False) -> int:
+def run_demo(home: str | None = None, keep: bool = False, full: bool = False) -> int:
     """Run the demo; returns 0 when every transformation completed."""
     base = Path(home or Path(os.environ.get("CTAOFLOW_HOME", Path.home() / ".ctaoflow")) / "demo")
     if base.exists() and not keep:
@@ -34,16 +38,18 @@ def run_demo(home: str | None = None, keep: bool = False) -> int:
     print("[1/4] preparing Airflow's metadata database ...", flush=True)
     migrate_metadata_db()
 
-    from ctaoflow import settings
-    from ctaoflow.catalog.embedded import EmbeddedCatalog
     from ctaoflow.demo.inputs import register_demo_inputs
     from ctaoflow.engine import summarize
     from ctaoflow.report import summary_table
     from ctaoflow.validation import load_production
+    from operators.hooks.production import ProductionHook
 
-    production = load_production(DEMO_SPEC)
-    lfns = register_demo_inputs(EmbeddedCatalog(settings.home() / "catalog"))
-    print(f"[2/4] registered {len(lfns)} DL0 input files in the embedded catalog", flush=True)
+    spec = _full_setup(base) if full else DEMO_SPEC
+    production = load_production(spec)
+    catalog = ProductionHook(str(spec)).catalog()
+    lfns = register_demo_inputs(catalog)
+    print(f"[2/4] registered {len(lfns)} DL0 input files in the "
+          f"{'Rucio' if full else 'embedded'} catalog", flush=True)
 
     from airflow.utils.cli import get_bagged_dag
 
@@ -61,6 +67,38 @@ def run_demo(home: str | None = None, keep: bool = False) -> int:
     print(summary_table(summary))
     complete = all("Completed" in s["status"] for s in summary.values())
     return 0 if complete and str(run.state) == "success" else 1
+
+
+def _full_setup(base: Path) -> Path:
+    """Start Rucio and Slurm; point the catalog connection and the sites at them."""
+    import json
+    import subprocess
+
+    import yaml
+
+    services = CONFIG_DIR.parent / "services"
+    for service in ("rucio", "slurm"):
+        print(f"      starting {service} (services/{service}/start.sh) ...", flush=True)
+        subprocess.run(["bash", str(services / service / "start.sh")], check=True,
+                       stdout=subprocess.DEVNULL)
+    settings = subprocess.run(
+        ["bash", "-c", f"source {services / 'rucio' / 'env.sh'}; "
+                       'echo "$RUCIO_PORT $RUCIO_USERNAME $RUCIO_PASSWORD"'],
+        check=True, capture_output=True, text=True).stdout.split()
+    port, username, password = settings
+    os.environ["AIRFLOW_CONN_CTAOFLOW_CATALOG"] = json.dumps({
+        "conn_type": "rucio", "host": f"http://127.0.0.1:{port}", "login": username,
+        "password": password, "extra": {"account": "root", "auth_type": "userpass"}})
+    sites = base / "sites.yaml"
+    sites.write_text(yaml.safe_dump({"sites": {"slurm": {
+        "backend": "slurm", "queue": "debug", "slots": 32, "storages": ["LOCAL-DISK"]}}}))
+    os.environ["CTAOFLOW_SITES"] = str(sites)
+    folder = base / "productions"
+    folder.mkdir(exist_ok=True)
+    spec = folder / "demo.yaml"
+    spec.write_text(DEMO_SPEC.read_text().replace("sites: [local]", "sites: [slurm]"))
+    os.environ["CTAOFLOW_PRODUCTIONS"] = str(folder)
+    return spec
 
 
 def _progress(production, stop: threading.Event) -> None:

@@ -79,7 +79,7 @@ class ProductionHook(BaseHook):
         conn = _connection(self.catalog_conn_id)
         if conn is not None and conn.conn_type == "rucio":
             from operators.hooks.rucio import RucioHook
-            return RucioHook(self.catalog_conn_id).get_catalog()
+            return RucioHook(self.catalog_conn_id).get_conn()
         return EmbeddedCatalog(settings.home() / "catalog")
 
     def engine(self) -> Engine:
