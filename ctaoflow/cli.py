@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ctaoflow.backends.base import BackendError
+from ctaoflow.catalog.base import CatalogError
 from ctaoflow.validation import SpecError, load_production, validate_files
 
 
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     except SpecError as exc:
         print(exc, file=sys.stderr)
         code = 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, CatalogError, BackendError) as exc:
         print(f"ctaoflow {args.command}: {exc}", file=sys.stderr)
         code = 1
     sys.exit(code)

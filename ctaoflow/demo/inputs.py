@@ -11,11 +11,14 @@ from ctaoflow.demo.payload import _write
 
 
 def register_demo_inputs(catalog: Catalog, gamma: int = 40, proton: int = 20,
-                         first_run: int = 1000, storage: str = "LOCAL-DISK") -> list[str]:
+                         first_run: int = 1000, storage: str = "LOCAL-DISK",
+                         extra: dict | None = None) -> list[str]:
     """Make ``gamma`` + ``proton`` small DL0 files and register them with metadata.
 
-    Run numbers start at ``first_run``; the same arguments give the same LFNs, so
-    registering twice is a no-op. Returns the LFNs.
+    LFNs follow ``/ctao/<scope>/...`` with scope ``ctao``. Run numbers start at
+    ``first_run``; the same arguments give the same LFNs, so
+    registering twice is a no-op. ``extra`` metadata is added to every file (e.g. a
+    tag that keeps one test's inputs apart on a shared catalog). Returns the LFNs.
     """
     outputs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -29,8 +32,9 @@ def register_demo_inputs(catalog: Catalog, gamma: int = 40, proton: int = 20,
                                            "image": [scale * rng.random() for _ in range(8)]}
                                           for e in range(10)])
                 outputs.append(OutputFile(
-                    lfn=f"/ctao/demo/DL0/{particle}/{path.name}", path=str(path),
+                    lfn=f"/ctao/ctao/demo/DL0/{particle}/{path.name}", path=str(path),
                     metadata={"data_level": "DL0", "particle": particle, "run": run,
-                              "zenith": 20 if i % 2 == 0 else 40, "site": "North"}))
-        catalog.register(outputs, storage, "/ctao/demo/DL0")
+                              "zenith": 20 if i % 2 == 0 else 40, "site": "North",
+                              **(extra or {})}))
+        catalog.register(outputs, storage, "/ctao/ctao/demo/DL0")
     return [o.lfn for o in outputs]
