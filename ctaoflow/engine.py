@@ -43,7 +43,8 @@ _BATCH = 5000
 
 @dataclass
 class ChunkResult:
-    """What one round of a chunk left: jobs to wait for, tasks done or failed."""
+    """What one round of a chunk left: jobs to wait for, tasks done, and for each task
+    failed for good its reason and the end of its last job's log."""
 
     in_flight: InFlight = field(default_factory=dict)
     done: int = 0
@@ -311,7 +312,10 @@ class Engine:
                 if task.status == TaskStatus.DONE.value:
                     result.done += 1
                 elif task.status == TaskStatus.FAILED.value:
-                    result.failed.append(f"task {task.index}: {task.message}")
+                    last = session.scalars(select(JobRow).where(JobRow.task_id == task.id)
+                                           .order_by(JobRow.attempt.desc())).first()
+                    tail = f"\n  log of {last.name}:\n{last.log_tail[-1500:]}" if last else ""
+                    result.failed.append(f"task {task.index}: {task.message}{tail}")
             return result
 
     # -- collect -------------------------------------------------------------------
