@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def rucio_demo(rucio_server, airflow_db, home, tmp_path, monkeypatch):
     catalog = RucioCatalog(rucio_server["host"], username=rucio_server["username"],
                            password=rucio_server["password"], scope=rucio_server["scope"],
                            name="test")
-    register_demo_inputs(catalog, gamma=10, proton=5, first_run=100, extra={"tag": tag})
+    # fresh run numbers, hence fresh LFNs: the server outlives test sessions
+    register_demo_inputs(catalog, gamma=10, proton=5, first_run=random.randrange(10**5, 10**8),
+                         extra={"tag": tag})
     yield spec["production"], folder / "demo.yaml", catalog
     catalog.close()
 
