@@ -1,4 +1,5 @@
-"""The ``ctaoflow`` command: validate, schema, graph, plan, render, demo, status."""
+"""The ``ctaoflow`` command: validate, schema, graph, plan, render, demo; and the
+operator commands status, report, reset, flush, stop, start, extend, audit."""
 
 from __future__ import annotations
 
@@ -70,6 +71,67 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from ctaoflow import report
+
+    text = report.RENDERERS[args.format](report.build(load_production(args.file), args.file))
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from ctaoflow.operations import reset
+
+    count = reset(load_production(args.file), args.transformation, args.site,
+                  args.failure_class, tuple(args.status))
+    print(f"{count} file(s) back to Unused; the next run regroups them")
+    return 0
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    from ctaoflow.operations import flush
+
+    flush(load_production(args.file), args.transformation)
+    print(f"{args.transformation}: flushed; the next run emits its partial groups")
+    return 0
+
+
+def cmd_stop_start(args: argparse.Namespace) -> int:
+    from ctaoflow import operations
+
+    production = load_production(args.file)
+    getattr(operations, args.command)(production)
+    print(f"{production.production}: {'stopped' if args.command == 'stop' else 'active'}")
+    return 0
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    from ctaoflow.operations import extend
+
+    target = extend(load_production(args.file), args.transformation, args.runs)
+    print(f"{args.transformation}: target now {target} runs")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from ctaoflow import settings
+    from ctaoflow.audit import audit
+    from ctaoflow.backends import make_backend
+    from ctaoflow.catalog.embedded import EmbeddedCatalog
+    from ctaoflow.sites import load_sites
+
+    problems = audit(load_production(args.file), EmbeddedCatalog(settings.home() / "catalog"),
+                     load_sites(), make_backend)
+    for line in problems:
+        print(line)
+    print(f"audit: {len(problems)} discrepancies" if problems else "audit clean")
+    return 1 if problems else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ctaoflow.demo.run import run_demo
 
@@ -99,6 +161,37 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="files, tasks and jobs by status from the ledger")
     p.add_argument("file")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("report", help="counts, top errors, files that need a person")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["text", "markdown", "html"], default="text")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("reset", help="put Problematic/MaxReset files back to Unused")
+    p.add_argument("file")
+    p.add_argument("--transformation")
+    p.add_argument("--site", help="only files whose last job ran at this site")
+    p.add_argument("--class", dest="failure_class",
+                   choices=["infrastructure", "data", "application"])
+    p.add_argument("--status", nargs="+", default=["Problematic", "MaxReset"],
+                   choices=["Problematic", "MaxReset", "Unused"])
+    p.set_defaults(func=cmd_reset)
+    p = sub.add_parser("flush", help="emit a transformation's partial groups at the next run")
+    p.add_argument("file")
+    p.add_argument("transformation")
+    p.set_defaults(func=cmd_flush)
+    for name, text in (("stop", "stop submitting jobs"), ("start", "resume a stopped production")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("file")
+        p.set_defaults(func=cmd_stop_start)
+    p = sub.add_parser("extend", help="add runs to an MC simulation")
+    p.add_argument("file")
+    p.add_argument("transformation")
+    p.add_argument("runs", type=int)
+    p.set_defaults(func=cmd_extend)
+    p = sub.add_parser("audit", help="reconcile ledger, catalog and batch systems; exit 1 "
+                                     "with the discrepancies")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_audit)
     p = sub.add_parser("demo", help="run the demo production end to end through Airflow")
     p.add_argument("--home", help="state folder (default: $CTAOFLOW_HOME/demo)")
     p.add_argument("--keep", action="store_true", help="keep the previous demo state")

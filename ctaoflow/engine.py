@@ -121,7 +121,10 @@ class Engine:
     def _intake(self, session: Session, row: TransformationRow, t: Transformation) -> int:
         """Add catalog files matching the input query that the ledger does not know."""
         before = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
-        for batch in _batches(self.catalog.query(input_query(self.production, t)), _BATCH):
+        own = {"production": self.production.production, "transformation": t.name}
+        candidates = (f for f in self.catalog.query(input_query(self.production, t))
+                      if any(f.metadata.get(k) != v for k, v in own.items()))  # never its own outputs
+        for batch in _batches(candidates, _BATCH):
             insert_ignore(session, FileRow.__table__, (
                 {"transformation_id": row.id, "lfn": f.lfn, "size": f.size,
                  "storages": list(f.storages), "meta": f.metadata,

@@ -1,9 +1,37 @@
-"""Text summaries of a production: files, tasks and jobs by status."""
+"""Reports on a production: counts by status, site and failure class, the top errors
+with an example log, the files that need a person and the command to act on them.
+Rendered as text (CLI, Airflow task log), Markdown or HTML (mail)."""
 
 from __future__ import annotations
 
+import html
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from ctaoflow.engine import summarize
+from ctaoflow.ledger import (FileRow, JobRow, ProductionRow, SiteRow, TaskRow,
+                             TransformationRow, session_factory)
+from ctaoflow.spec import Production
+
 FILE_COLUMNS = ("Unused", "Assigned", "Processed", "Problematic", "MaxReset")
 JOB_COLUMNS = ("Submitted", "Done", "Failed", "Killed")
+_SECRETS = [
+    (re.compile(r"(?i)\b(password|passwd|pwd|token|secret|api[_-]?key)(\s*[=:]\s*)\S+"),
+     r"\1\2***"),
+    (re.compile(r"(?i)(authorization:\s*(bearer|basic)\s+)\S+"), r"\1***"),
+    (re.compile(r"([a-z][a-z0-9+.-]*://[^/\s:@]+):[^@\s/]+@"), r"\1:***@"),
+]
+
+
+def redact(text: str) -> str:
+    """Mask credentials that a job may have printed."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def summary_table(summary: dict[str, dict[str, dict[str, int]]]) -> str:
@@ -18,3 +46,142 @@ def summary_table(summary: dict[str, dict[str, dict[str, int]]]) -> str:
         jobs = " ".join(f"{counts['jobs'].get(c, 0):>9}" for c in JOB_COLUMNS)
         lines.append(f"{name:<28} {status:<10} {files} |      {jobs}")
     return "\n".join(lines)
+
+
+@dataclass
+class ErrorGroup:
+    failure_class: str
+    signature: str
+    count: int
+    example_job: str
+    example_log: str
+
+
+@dataclass
+class Report:
+    production: str
+    status: str
+    summary: dict
+    failures: Counter = field(default_factory=Counter)  # (site, class) -> failed jobs
+    errors: list[ErrorGroup] = field(default_factory=list)
+    needs_a_person: dict[str, dict[str, int]] = field(default_factory=dict)
+    paused_sites: dict[str, str] = field(default_factory=dict)
+    spec_path: str = "PRODUCTION.yaml"
+
+
+def _signature(job: JobRow) -> str:
+    """What identifies an error: the last meaningful log line, numbers blurred."""
+    lines = [ln.strip() for ln in (job.log_tail or "").splitlines() if ln.strip()]
+    text = lines[-1] if lines else f"{job.state} exit {job.exit_code}"
+    return re.sub(r"\d+", "N", redact(text))[:160]
+
+
+def build(production: Production, spec_path: str = "PRODUCTION.yaml",
+          sessions: sessionmaker | None = None, top: int = 5) -> Report:
+    """The report of ``production`` from the ledger."""
+    sessions = sessions or session_factory()
+    with sessions() as session:
+        prod = session.scalar(select(ProductionRow)
+                              .where(ProductionRow.name == production.production))
+        report = Report(production.production, prod.status if prod else "New",
+                        summarize(production, sessions), spec_path=spec_path)
+        if prod is None:
+            return report
+        rows = {r.id: r.name for r in session.scalars(
+            select(TransformationRow).where(TransformationRow.production_id == prod.id))}
+        failed = session.scalars(
+            select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
+            .where(TaskRow.transformation_id.in_(rows), JobRow.failure_class.is_not(None))
+            .order_by(JobRow.id)).all()
+        groups: dict[tuple[str, str], list[JobRow]] = {}
+        for job in failed:
+            report.failures[(job.site, job.failure_class)] += 1
+            groups.setdefault((job.failure_class, _signature(job)), []).append(job)
+        for (cls, signature), jobs in sorted(groups.items(), key=lambda g: -len(g[1]))[:top]:
+            tail = "\n".join(redact(jobs[-1].log_tail or jobs[-1].reason).splitlines()[-6:])
+            report.errors.append(ErrorGroup(cls, signature, len(jobs), jobs[-1].name, tail))
+        for row_id, name in rows.items():
+            stuck = Counter(session.scalars(select(FileRow.status).where(
+                FileRow.transformation_id == row_id,
+                FileRow.status.in_(["Problematic", "MaxReset"]))))
+            if stuck:
+                report.needs_a_person[name] = dict(stuck)
+        report.paused_sites = {s.name: s.reason for s in session.scalars(select(SiteRow))}
+    return report
+
+
+def _reset_command(report: Report, transformation: str) -> str:
+    return (f"ctaoflow reset {report.spec_path} --transformation {transformation} "
+            "--status Problematic MaxReset")
+
+
+def as_text(report: Report) -> str:
+    lines = [f"Production {report.production}: {report.status}", "",
+             summary_table(report.summary)]
+    if report.failures:
+        lines += ["", "Failed jobs by site and class:"]
+        lines += [f"  {site:<16} {cls:<15} {n:>6}"
+                  for (site, cls), n in sorted(report.failures.items())]
+    if report.errors:
+        lines += ["", "Top errors:"]
+        for e in report.errors:
+            lines += [f"  {e.count:>5} x {e.failure_class}: {e.signature}",
+                      f"        e.g. {e.example_job}:"]
+            lines += [f"          {ln}" for ln in e.example_log.splitlines()]
+    if report.needs_a_person:
+        lines += ["", "Files that need a person:"]
+        for name, counts in report.needs_a_person.items():
+            lines += [f"  {name}: {', '.join(f'{n} {s}' for s, n in counts.items())}",
+                      f"    to retry them: {_reset_command(report, name)}"]
+    if report.paused_sites:
+        lines += ["", "Paused sites:"] + [f"  {s}: {why}" for s, why in report.paused_sites.items()]
+    return "\n".join(lines)
+
+
+def as_markdown(report: Report) -> str:
+    lines = [f"# Production {report.production}: {report.status}", "",
+             "| transformation | status | " + " | ".join(FILE_COLUMNS) + " | jobs done | jobs failed |",
+             "|---" * (len(FILE_COLUMNS) + 4) + "|"]
+    for name, c in report.summary.items():
+        lines.append(f"| {name} | {next(iter(c['status']))} | "
+                     + " | ".join(str(c["files"].get(s, 0)) for s in FILE_COLUMNS)
+                     + f" | {c['jobs'].get('Done', 0)} | {c['jobs'].get('Failed', 0)} |")
+    if report.errors:
+        lines += ["", "## Top errors"]
+        for e in report.errors:
+            lines += ["", f"- **{e.count} x {e.failure_class}**: `{e.signature}` "
+                          f"(e.g. `{e.example_job}`)", "", "```", e.example_log, "```"]
+    if report.needs_a_person:
+        lines += ["", "## Files that need a person"]
+        for name, counts in report.needs_a_person.items():
+            lines.append(f"- {name}: {', '.join(f'{n} {s}' for s, n in counts.items())}: "
+                         f"`{_reset_command(report, name)}`")
+    return "\n".join(lines) + "\n"
+
+
+def as_html(report: Report) -> str:
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(name)}</td><td>{e(next(iter(c['status'])))}</td>"
+        + "".join(f"<td>{c['files'].get(s, 0)}</td>" for s in FILE_COLUMNS)
+        + f"<td>{c['jobs'].get('Done', 0)}</td><td>{c['jobs'].get('Failed', 0)}</td></tr>"
+        for name, c in report.summary.items())
+    head = "".join(f"<th>{s}</th>" for s in ("transformation", "status", *FILE_COLUMNS,
+                                            "jobs done", "jobs failed"))
+    parts = [f"<h1>Production {e(report.production)}: {e(report.status)}</h1>",
+             f"<table><tr>{head}</tr>{rows}</table>"]
+    if report.errors:
+        parts.append("<h2>Top errors</h2>")
+        parts += [f"<p><b>{g.count} x {e(g.failure_class)}</b>: <code>{e(g.signature)}</code> "
+                  f"(e.g. {e(g.example_job)})</p><pre>{e(g.example_log)}</pre>"
+                  for g in report.errors]
+    if report.needs_a_person:
+        parts.append("<h2>Files that need a person</h2><ul>")
+        parts += [f"<li>{e(name)}: {e(', '.join(f'{n} {s}' for s, n in counts.items()))}: "
+                  f"<code>{e(_reset_command(report, name))}</code></li>"
+                  for name, counts in report.needs_a_person.items()]
+        parts.append("</ul>")
+    return "<html><body>" + "".join(parts) + "</body></html>\n"
+
+
+RENDERERS = {"text": as_text, "markdown": as_markdown, "html": as_html}

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ctaoflow.backends import JobStatus
 from ctaoflow.engine import ChunkResult
-from ctaoflow.report import summary_table
+from ctaoflow import report
 from operators.hooks.production import ProductionHook
 from operators.triggers import JobsTrigger
 
@@ -100,7 +100,8 @@ class FinalizeTransformationOperator(ProductionOperator):
 
 
 class ProductionReportOperator(ProductionOperator):
-    """Logs the production's files and jobs by status, per transformation."""
+    """Logs the production's report: counts, top errors, files that need a person."""
 
     def execute(self, context: Context) -> None:
-        self.log.info("\n%s", summary_table(self.hook().engine().summary()))
+        production = self.hook().production()
+        self.log.info("\n%s", report.as_text(report.build(production, self.spec_path, top=3)))

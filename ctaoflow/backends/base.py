@@ -112,3 +112,8 @@ class Backend(ABC):
     @abstractmethod
     def log(self, job_id: str, tail_bytes: int = 20000) -> str:
         """The end of the job's output (stdout and stderr)."""
+
+    def job_names(self, prefix: str) -> list[str] | None:
+        """Names of every job the system keeps whose name starts with ``prefix``, for the
+        audit's orphan check; None where the system cannot list them."""
+        return None

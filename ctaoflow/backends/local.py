@@ -70,6 +70,9 @@ class LocalBackend(Backend):
                 (folder / "cancel").touch()
         ensure_daemon(self.root, self.site.slots)
 
+    def job_names(self, prefix: str) -> list[str]:
+        return [p.name for p in (self.root / "jobs").iterdir() if p.name.startswith(prefix)]
+
     def log(self, job_id: str, tail_bytes: int = 20000) -> str:
         path = self.root / "jobs" / _safe(job_id) / "job.log"
         if not path.exists():

@@ -1,0 +1,121 @@
+"""Operator actions on a production's ledger: reset, flush, stop, start, extend.
+
+Each is one transaction and leaves an event. Called by the CLI; the UI plugin can call
+the same functions.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ctaoflow.ledger import (EventRow, FileRow, FileStatus, JobRow, ProductionRow,
+                             TransformationRow, TransformationStatus, session_factory)
+from ctaoflow.spec import Production
+
+
+class OperationError(ValueError):
+    """An operation that cannot apply; the message is one line with the fix."""
+
+
+def _rows(session: Session, production: Production,
+          transformation: str | None = None) -> list[TransformationRow]:
+    rows = session.scalars(select(TransformationRow).join(ProductionRow)
+                           .where(ProductionRow.name == production.production)).all()
+    if not rows:
+        raise OperationError(f"production {production.production!r} has not run yet: "
+                             "nothing in the ledger")
+    if transformation is None:
+        return list(rows)
+    chosen = [r for r in rows if r.name == transformation]
+    if not chosen:
+        raise OperationError(f"no transformation {transformation!r} in production "
+                             f"{production.production!r}; one of: "
+                             f"{', '.join(r.name for r in rows)}")
+    return chosen
+
+
+def _event(session: Session, row: TransformationRow, kind: str, message: str) -> None:
+    session.add(EventRow(transformation_id=row.id, kind=kind, message=message))
+
+
+def reset(production: Production, transformation: str | None = None, site: str | None = None,
+          failure_class: str | None = None,
+          statuses: tuple[str, ...] = (FileStatus.PROBLEMATIC.value, FileStatus.MAXRESET.value),
+          sessions: sessionmaker | None = None) -> int:
+    """Put files back to Unused with a fresh error budget; returns how many.
+
+    ``site`` and ``failure_class`` select files by the last job of the task that set
+    them aside. The next ``prepare`` groups them into new tasks.
+    """
+    with (sessions or session_factory()).begin() as session:
+        count = 0
+        for row in _rows(session, production, transformation):
+            files = session.scalars(select(FileRow).where(
+                FileRow.transformation_id == row.id, FileRow.status.in_(statuses))).all()
+            for f in files:
+                if site or failure_class:
+                    last = session.scalars(select(JobRow).where(JobRow.task_id == f.task_id)
+                                           .order_by(JobRow.attempt.desc())).first()
+                    if last is None or (site and last.site != site) or (
+                            failure_class and last.failure_class != failure_class):
+                        continue
+                f.status, f.task_id, f.error_count = FileStatus.UNUSED.value, None, 0
+                count += 1
+            if count:
+                _event(session, row, "reset", f"{count} files reset to Unused by hand")
+            if row.status == TransformationStatus.COMPLETED.value and count:
+                row.status = TransformationStatus.ACTIVE.value
+        return count
+
+
+def flush(production: Production, transformation: str,
+          sessions: sessionmaker | None = None) -> None:
+    """The next ``prepare`` emits partial groups (the tail) whatever the parents say."""
+    with (sessions or session_factory()).begin() as session:
+        (row,) = _rows(session, production, transformation)
+        if row.status == TransformationStatus.STOPPED.value:
+            raise OperationError(f"{transformation} is stopped; start the production first")
+        row.status = TransformationStatus.FLUSH.value
+        _event(session, row, "flush", "flushed by hand")
+
+
+def stop(production: Production, sessions: sessionmaker | None = None) -> None:
+    """Stop every transformation: ``prepare`` submits nothing until ``start``."""
+    _set_status(production, TransformationStatus.STOPPED, "Stopped", sessions)
+
+
+def start(production: Production, sessions: sessionmaker | None = None) -> None:
+    """Make a stopped production active again."""
+    _set_status(production, TransformationStatus.ACTIVE, "Active", sessions)
+
+
+def _set_status(production: Production, status: TransformationStatus, label: str,
+                sessions: sessionmaker | None) -> None:
+    with (sessions or session_factory()).begin() as session:
+        rows = _rows(session, production)
+        for row in rows:
+            if row.status != status.value:
+                _event(session, row, "status", f"{row.status} -> {status.value} by hand")
+                row.status = status.value
+        session.get(ProductionRow, rows[0].production_id).status = label
+
+
+def extend(production: Production, transformation: str, runs: int,
+           sessions: sessionmaker | None = None) -> int:
+    """Add ``runs`` MC runs to an MC simulation; returns its new target."""
+    spec = production.transformation(transformation) if transformation in {
+        t.name for t in production.transformations} else None
+    if spec is not None and spec.type != "mc_simulation":
+        raise OperationError(f"{transformation} is a {spec.type} transformation; "
+                             "only mc_simulation can be extended")
+    if runs < 1:
+        raise OperationError(f"extend by {runs} runs: give a positive number")
+    with (sessions or session_factory()).begin() as session:
+        (row,) = _rows(session, production, transformation)
+        row.extra_runs += runs
+        if row.status == TransformationStatus.COMPLETED.value:
+            row.status = TransformationStatus.ACTIVE.value
+        _event(session, row, "extend", f"{runs} more runs")
+        assert spec is not None and spec.runs is not None
+        return spec.runs.count + row.extra_runs

@@ -1,0 +1,135 @@
+"""Operator actions, the report and the audit on real small productions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ctaoflow import operations, report
+from ctaoflow.audit import audit
+from ctaoflow.backends import make_backend
+from ctaoflow.demo.inputs import register_demo_inputs
+from ctaoflow.engine import summarize
+from ctaoflow.ledger import TaskRow
+from tests.engine_driver import DATA, engine_for, run_all, run_chunk
+
+
+def _failing(**defaults) -> dict:
+    script = ('case "$1" in *run00100[02]*) echo "password=hunter22 token: abc123"; '
+              'echo "ValueError: no events survived cut 42" >&2; exit 3;; esac; echo ok > "$0"')
+    return {"production": "ops", "defaults": {"max_attempts": 1, "max_reassign": 1, **defaults},
+            "transformations": [{
+                "name": "process", "input": {"query": {"data_level": "DL0"}},
+                "grouping": {"plugin": "standard", "group_size": 1},
+                "job": {"command": ["sh", "-c", script, "{output}", "{input}"]},
+                "outputs": [{"name": "{task}.out"}]}]}
+
+
+def _statuses(engine) -> dict[str, int]:
+    return summarize(engine.production)["process"]["files"]
+
+
+def test_report_shows_counts_top_error_and_the_reset_command(home: Path) -> None:
+    engine = engine_for(_failing())
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    built = report.build(engine.production, "ops.yaml")
+    text = report.as_text(built)
+    assert built.failures == {("local", "application"): 2}
+    (error,) = built.errors
+    assert (error.count, error.failure_class) == (2, "application")
+    assert error.signature == "ValueError: no events survived cut N"
+    assert "hunter22" not in text and "abc123" not in text and "password=***" in text
+    assert built.needs_a_person == {"process": {"Problematic": 2}}
+    assert "ctaoflow reset ops.yaml --transformation process --status Problematic" in text
+    page = report.as_html(built)
+    assert "<pre>" in page and "&lt;" not in text and "hunter22" not in page
+    assert "| process | Completed | 0 | 0 | 2 | 2 | 0 |" in report.as_markdown(built)
+
+
+def test_reset_puts_files_back_and_the_next_run_regroups_them(home: Path) -> None:
+    engine = engine_for(_failing())
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    assert operations.reset(engine.production, "process", failure_class="infrastructure") == 0
+    assert operations.reset(engine.production, "process", site="local") == 2
+    assert _statuses(engine) == {"Processed": 2, "Unused": 2}
+    assert len(engine.prepare("process")) == 1
+    with engine.sessions() as session:
+        assert len(session.scalars(select(TaskRow)).all()) == 6
+
+
+def test_flush_stop_start_extend(home: Path) -> None:
+    engine = engine_for(DATA / "chain.yaml")
+    register_demo_inputs(engine.catalog, gamma=5, proton=0)
+    engine.sync()
+    for chunk in engine.prepare("process_gamma"):
+        run_chunk(engine, "process_gamma", chunk)
+    engine.finalize("process_gamma")
+    # merge_gamma's parent is complete: the tail of 2 files is flushed on its own ...
+    operations.stop(engine.production)
+    assert engine.prepare("merge_gamma") == []
+    operations.start(engine.production)
+    engine.finalize("process_gamma")  # as the DAG does before the child's prepare
+    assert len(engine.prepare("merge_gamma")) == 1
+    with pytest.raises(ValueError, match="no transformation 'nope' in production 'chain'"):
+        operations.flush(engine.production, "nope")
+    mc = engine_for({"production": "mc", "transformations": [{
+        "name": "sim", "type": "mc_simulation", "runs": {"count": 2},
+        "job": {"command": ["sh", "-c", 'echo > "$0"', "{output}"]},
+        "outputs": [{"name": "run{run}.out"}]}]})
+    run_all(mc)
+    assert operations.extend(mc.production, "sim", 3) == 5
+    run_all(mc)
+    assert summarize(mc.production)["sim"]["tasks"] == {"Done": 5}
+    assert summarize(mc.production)["sim"]["status"] == {"Completed": 1}
+
+
+def test_flush_by_hand_emits_the_partial_group(home: Path) -> None:
+    engine = engine_for(DATA / "chain.yaml")
+    register_demo_inputs(engine.catalog, gamma=5, proton=0)
+    engine.sync()
+    (chunk,) = engine.prepare("process_gamma")  # two DL1 outputs: 2 of 3 for merge_gamma
+    run_chunk(engine, "process_gamma", chunk)   # parent not finalized: still Active
+    assert engine.prepare("merge_gamma") == []
+    operations.flush(engine.production, "merge_gamma")
+    assert len(engine.prepare("merge_gamma")) == 1
+
+
+def test_audit_is_clean_after_a_run_and_finds_tampering(home: Path) -> None:
+    engine = engine_for(DATA / "chain.yaml")
+    register_demo_inputs(engine.catalog, gamma=5, proton=5)
+    run_all(engine)
+    check = lambda: audit(engine.production, engine.catalog, engine.sites, make_backend)  # noqa: E731
+    assert check() == []
+    with engine.sessions.begin() as session:
+        first, second = session.scalars(select(TaskRow).where(TaskRow.status == "Done")).all()[:2]
+        first.status = "Failed"  # its files stay Processed
+        lost = second.outputs[0]
+    engine.catalog.db.execute("DELETE FROM files WHERE lfn = ?", (lost,))
+    engine.catalog.db.commit()
+    spool = home / "local-batch" / "jobs"
+    (spool / f"{next(spool.iterdir()).name.rsplit('.', 2)[0]}.999999.1").mkdir()
+    problems = check()
+    assert any("is Processed without a done task" in p for p in problems)
+    assert any(f"output {lost} of a done task is not in the catalog" in p for p in problems)
+    assert any(p.endswith(".999999.1 at local: on the batch system but not in the ledger")
+               for p in problems)
+
+
+def test_cli_audit_and_report(home: Path, capsys) -> None:
+    from ctaoflow.cli import main
+
+    engine = engine_for(DATA / "chain.yaml")
+    register_demo_inputs(engine.catalog, gamma=5, proton=5)
+    run_all(engine)
+    with pytest.raises(SystemExit) as done:
+        main(["audit", str(DATA / "chain.yaml")])
+    assert done.value.code == 0 and "audit clean" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["reset", str(DATA / "chain.yaml"), "--transformation", "nope"])
+    err = capsys.readouterr().err
+    assert done.value.code == 1 and err.count("\n") == 1
+    assert "no transformation 'nope' in production 'chain'; one of: apply, merge_gamma" in err
