@@ -16,8 +16,13 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select
 
+from ctaoflow import report
+from ctaoflow.audit import audit
+from ctaoflow.backends import make_backend
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
+from ctaoflow.sites import load_sites
+from ctaoflow.spec import Production
 from ctaoflow.ledger import (FileRow, JobRow, ProductionRow, TaskRow, TransformationRow,
                              session_factory)
 
@@ -49,9 +54,10 @@ def production(jobs: int, faults: bool) -> dict:
              "outputs": [{"name": "merged_{task:04d}.DL1"}]}]}
 
 
-def sites_file(path: Path, slurm_queue: str) -> Path:
+def sites_file(path: Path, slurm_queue: str, local_spool: Path) -> Path:
     path.write_text(yaml.safe_dump({"sites": {
-        "local": {"backend": "local", "slots": 16, "storages": ["LOCAL-DISK"]},
+        "local": {"backend": "local", "slots": 16, "storages": ["LOCAL-DISK"],
+                  "options": {"root": str(local_spool)}},
         "slurm": {"backend": "slurm", "queue": slurm_queue, "slots": 32,
                   "storages": ["LOCAL-DISK"]}}}))
     return path
@@ -66,6 +72,8 @@ class Outcome:
     failures: dict[str, int] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)
     duplicated_jobs: int = 0
+    audit: list[str] = field(default_factory=list)
+    report: object = None
 
 
 def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1) -> Outcome:
@@ -113,6 +121,10 @@ def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1)
             .group_by(FileRow.status)).all())
         done_per_task = Counter(j.task_id for j in jobs if j.status == "Done")
         outcome.duplicated_jobs = sum(n - 1 for n in done_per_task.values())
+    production_spec = Production.model_validate(spec)
+    outcome.audit = audit(production_spec, EmbeddedCatalog(home / "catalog"),
+                          load_sites(cluster.env["CTAOFLOW_SITES"]), make_backend, sessions)
+    outcome.report = report.build(production_spec, f"{name}.yaml", sessions)
     return outcome
 
 

@@ -18,7 +18,8 @@ JOBS = 300
 @pytest.mark.slow
 def test_production_completes_through_faults_and_kills(airflow_cluster, slurm_cluster,
                                                        restart_slurmctld) -> None:
-    sites_file(Path(airflow_cluster.env["CTAOFLOW_SITES"]), slurm_cluster.site.queue)
+    sites_file(Path(airflow_cluster.env["CTAOFLOW_SITES"]), slurm_cluster.site.queue,
+               Path(airflow_cluster.env["CTAOFLOW_HOME"]) / "local-batch")
     outcome = run(airflow_cluster, JOBS, faults=True, restart_slurmctld=restart_slurmctld)
     assert outcome.state == "success", outcome
     assert len(outcome.kills) == 4, outcome
@@ -29,3 +30,9 @@ def test_production_completes_through_faults_and_kills(airflow_cluster, slurm_cl
                              for k in ("Processed", "Problematic")}, outcome
     assert outcome.duplicated_jobs == 0
     assert set(outcome.failures) == {"infrastructure", "data", "application"}, outcome
+    assert outcome.audit == []
+    report = outcome.report
+    assert report.needs_a_person == {"process": {"Problematic": permanent}}
+    errors = {(e.failure_class, e.signature): e.count for e in report.errors}
+    assert errors[("application", "ValueError: no events survived the cuts")] == 2 * permanent
+

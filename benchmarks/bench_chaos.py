@@ -1,0 +1,56 @@
+"""The chaos test's figures: the faulty production with kills vs the same without faults.
+
+Starts Slurm (services/slurm/start.sh) and a real Airflow deployment
+(tests/airflow_service.py), runs tests/chaos_scenario.py twice in the same deployment:
+300 jobs with 20% injected faults of each class while the scheduler, the triggerer and
+a worker are SIGKILLed and slurmctld restarts, then 300 jobs without faults or kills.
+value = time to completion with faults, baseline = without; also the jobs, the failures
+by class, what recovered automatically, what was left for a person, duplicates and
+lost files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._result import write_result  # noqa: E402
+from tests.airflow_service import AirflowCluster  # noqa: E402
+from tests.chaos_scenario import run, sites_file  # noqa: E402
+
+JOBS = 300
+
+
+def main() -> None:
+    subprocess.run([str(ROOT / "services/slurm/start.sh")], check=True)
+    cluster = AirflowCluster(Path(tempfile.mkdtemp(prefix="ctaoflow-chaos-bench-")))
+    cluster.up()
+    try:
+        sites_file(Path(cluster.env["CTAOFLOW_SITES"]), "debug",
+                   Path(cluster.env["CTAOFLOW_HOME"]) / "local-batch")
+        restart = lambda: subprocess.run([str(ROOT / "services/slurm/restart_ctld.sh")],  # noqa: E731
+                                         check=True)
+        chaos = run(cluster, JOBS, faults=True, restart_slurmctld=restart)
+        calm = run(cluster, JOBS, faults=False)
+    finally:
+        cluster.down()
+    injected = {"infrastructure": JOBS // 5, "data": JOBS // 5, "application": JOBS // 5}
+    left = chaos.files.get("Problematic", 0) + chaos.files.get("MaxReset", 0)
+    write_result("chaos_completion_time", round(chaos.seconds, 1), "s",
+                 baseline=round(calm.seconds, 1), ratio=round(chaos.seconds / calm.seconds, 2),
+                 state=chaos.state, jobs_submitted=chaos.jobs, kills=chaos.kills,
+                 injected_failing_files=injected, failures_seen=chaos.failures,
+                 recovered_automatically=sum(injected.values()) - left,
+                 left_for_a_person=left, expected_left_for_a_person=JOBS // 10,
+                 duplicated_jobs=chaos.duplicated_jobs, audit_discrepancies=len(chaos.audit),
+                 lost_files=chaos.files.get("Unused", 0) + chaos.files.get("Assigned", 0),
+                 file_states=chaos.files)
+
+
+if __name__ == "__main__":
+    main()
