@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from ctaoflow.sites import CONFIG_DIR, load_sites
-from ctaoflow.validation import SpecError, load_production
+from ctaoflow.spec_cache import load_production
+from ctaoflow.validation import SpecError
 from operators.dag_builder import build_dag, invalid_productions_dag
 
 folder = Path(os.environ.get("CTAOFLOW_PRODUCTIONS", CONFIG_DIR / "productions"))

@@ -25,7 +25,7 @@ def test_production_completes_through_faults_and_kills(airflow_cluster, slurm_cl
     assert len(outcome.kills) == 4, outcome
     permanent = JOBS // 10  # runs ending in 5: the payload always fails
     process_files = {"Processed": JOBS - permanent, "Problematic": permanent}
-    merge_files = {"Processed": JOBS - permanent}  # the merge reads the 180 DL1 files
+    merge_files = {"Processed": JOBS - permanent}  # the merge reads every DL1 output
     assert outcome.files == {k: process_files.get(k, 0) + merge_files.get(k, 0)
                              for k in ("Processed", "Problematic")}, outcome
     assert outcome.duplicated_jobs == 0

@@ -21,7 +21,7 @@ from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.engine import Engine
 from ctaoflow.sites import load_sites
 from ctaoflow.spec import Production
-from ctaoflow.validation import load_production
+from ctaoflow.spec_cache import load_production
 
 
 def _connection(conn_id: str):
@@ -51,7 +51,7 @@ def backend_for(site: SiteConfig) -> Backend:
 
 @cache
 def _production(path: str, mtime: float) -> Production:
-    return load_production(path)
+    return load_production(path, known_sites=load_sites())
 
 
 class ProductionHook(BaseHook):

@@ -1,0 +1,38 @@
+"""Validated specs cached on disk, so Airflow's constant re-parsing stays cheap.
+
+Airflow parses DAG files in fresh processes over and over. A spec whose bytes, known
+sites and validating code are unchanged was valid before: it is read back from
+``$CTAOFLOW_HOME/spec-cache/<sha256>.json`` instead of being validated again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable
+
+from ctaoflow import settings, spec, validation, yamlio
+from ctaoflow.spec import Production
+
+_CODE = b"".join(Path(m.__file__).read_bytes() for m in (spec, validation, yamlio))
+
+
+def load_production(path: str | os.PathLike, known_sites: Iterable[str] | None = None
+                    ) -> Production:
+    """``validation.load_production`` with a cache keyed by content, sites and code."""
+    text = Path(path).read_bytes()
+    sites = "\n".join(sorted(known_sites)) if known_sites is not None else "*"
+    key = hashlib.sha256(_CODE + b"\0" + sites.encode() + b"\0" + text).hexdigest()
+    cached = settings.home() / "spec-cache" / f"{key}.json"
+    try:
+        return Production.model_validate_json(cached.read_bytes())
+    except (OSError, ValueError):
+        pass
+    production = validation.load_production(path, known_sites=set(known_sites)
+                                            if known_sites is not None else None)
+    cached.parent.mkdir(exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(production.model_dump_json(by_alias=True))
+    os.replace(partial, cached)
+    return production
