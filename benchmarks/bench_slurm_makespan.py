@@ -11,10 +11,6 @@ Writes benchmarks/results/slurm_makespan.json and prints it last.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._result import write_result  # noqa: E402
 from ctaoflow.backends import JobSpec, SiteConfig
 from ctaoflow.backends.slurm import SlurmBackend
 
@@ -84,18 +81,9 @@ def main() -> None:
         baseline = direct_array(args.jobs, Path(tmp) / "direct")
         wait_idle()
         value = through_backend(args.jobs, Path(tmp) / "backend")
-    result = {
-        "name": f"slurm makespan, {args.jobs} x sleep 1, SlurmBackend vs direct sbatch --array",
-        "value": round(value, 2), "unit": "s", "baseline": round(baseline, 2),
-        "ratio": round(value / baseline, 3),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.python_version()}, "
-                   f"single-node Slurm advertising {cpus} CPUs",
-    }
-    out = ROOT / "benchmarks/results/slurm_makespan.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
+    write_result("slurm_makespan", round(value, 2), "s", baseline=round(baseline, 2),
+                 ratio=round(value / baseline, 3), jobs=args.jobs, slurm_cpus=cpus,
+                 compared="SlurmBackend vs one direct sbatch --array", target="within 1.2x")
 
 
 if __name__ == "__main__":
