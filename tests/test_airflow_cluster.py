@@ -19,7 +19,7 @@ DEMO = PROJECT / "config" / "productions" / "demo.yaml"
 
 
 @pytest.mark.airflow
-def test_demo_survives_a_killed_triggerer(airflow_cluster) -> None:
+def test_demo_survives_a_killed_triggerer_and_api_server(airflow_cluster) -> None:
     cluster = airflow_cluster
     shutil.copy(DEMO, cluster.productions / "demo.yaml")
     home = Path(cluster.env["CTAOFLOW_HOME"])
@@ -27,19 +27,23 @@ def test_demo_survives_a_killed_triggerer(airflow_cluster) -> None:
     sessions = session_factory(f"sqlite:///{home / 'ledger.db'}")
     cluster.wait_for_dag("demo")
     run_id = cluster.trigger("demo")
-    killed = []
+    victims, killed, last_kill = ["api-server", "triggerer"], [], [-100.0]
 
-    def kill_triggerer_once_jobs_wait(elapsed: float) -> None:
-        if killed or not (home / "ledger.db").exists():
+    def kill_one_while_jobs_wait(elapsed: float) -> None:
+        """SIGKILL the triggerer, then the api-server, each while batch jobs wait."""
+        if not victims or not (home / "ledger.db").exists() or elapsed - last_kill[0] < 8:
             return
         with sessions() as session:
             if session.scalars(select(JobRow).where(JobRow.status == "Submitted")).first():
-                cluster.restart("triggerer")
-                killed.append(elapsed)
+                victim = victims.pop()
+                cluster.restart(victim)
+                killed.append(victim)
+                last_kill[0] = elapsed
 
     assert cluster.wait_run("demo", run_id, timeout=600,
-                            during=kill_triggerer_once_jobs_wait) == "success"
-    assert killed, "the triggerer was never killed while jobs were waiting"
+                            during=kill_one_while_jobs_wait) == "success"
+    assert killed == ["triggerer", "api-server"], "a component was never killed while jobs waited"
+    cluster.wait_api()
     summary = summarize(load_production(DEMO), sessions)
     assert all(s["status"] == {"Completed": 1} for s in summary.values()), summary
     with sessions() as session:

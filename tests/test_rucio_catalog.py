@@ -198,19 +198,38 @@ def test_unreachable_server_is_one_line(rucio_server: dict[str, Any]) -> None:
     assert "127.0.0.1:9" in str(caught.value) and time.monotonic() - start < 15
 
 
-def test_server_restart_between_registrations_loses_and_duplicates_nothing(
-        catalog: RucioCatalog, rucio_server: dict[str, Any], tmp_path: Path) -> None:
+class _StopsRucioAfter(list):
+    """Outputs whose iteration stops the Rucio server once ``after`` of them were read,
+    i.e. in the middle of one ``register`` call, between two of its bulk pages."""
+
+    def __init__(self, outputs: list[OutputFile], after: int) -> None:
+        super().__init__(outputs)
+        self.after = after
+
+    def __iter__(self):
+        for i, output in enumerate(super().__iter__()):
+            if i == self.after:
+                subprocess.run(["bash", str(SERVICE / "stop.sh")], check=True, capture_output=True)
+            yield output
+
+
+def test_server_stopped_mid_registration_loses_and_duplicates_nothing(
+        rucio_server: dict[str, Any], tmp_path: Path) -> None:
+    catalog = RucioCatalog(rucio_server["host"], username=rucio_server["username"],
+                           password=rucio_server["password"], scope=rucio_server["scope"],
+                           name="rucio_test", page_size=5)
     outputs = _outputs(tmp_path, "restart", 30)
     dataset = f"{BASE}/restart"
-    assert catalog.register(outputs[:10], "DESY-ZN-DISK", dataset) == 10
-    subprocess.run(["bash", str(SERVICE / "stop.sh")], check=True, capture_output=True)
     try:
         with pytest.raises(CatalogError) as caught:
-            catalog.register(outputs[10:20], "DESY-ZN-DISK", dataset)
+            catalog.register(_StopsRucioAfter(outputs, after=10), "DESY-ZN-DISK", dataset)
         _one_line(caught.value, names="rucio_test", secret=rucio_server["password"])
     finally:
         subprocess.run(["bash", str(SERVICE / "start.sh")], check=True, capture_output=True)
+    assert len(list(catalog.client.list_content("ctao", dataset))) == 10  # two pages landed
     assert catalog.register(outputs, "DESY-ZN-DISK", dataset) == 20
+    assert catalog.register(outputs, "DESY-ZN-DISK", dataset) == 0
     names = [c["name"] for c in catalog.client.list_content("ctao", dataset)]
     assert sorted(names) == sorted(o.lfn for o in outputs)
     assert _lfns(catalog, {"tag": RUN, "kind": "restart"}) == {o.lfn for o in outputs}
+    catalog.close()
