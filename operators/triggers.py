@@ -60,15 +60,19 @@ class SitePoller:
             await self.cycle.wait()
 
     async def _loop(self) -> None:
-        backend = await asyncio.to_thread(backend_for, self.site)
+        backend = None
         while self.watched:
             ids = [i for i in self.watched if not (i in self.statuses and self.statuses[i].state.final)]
             if ids:
                 try:
+                    backend = backend or await asyncio.to_thread(backend_for, self.site)
                     self.statuses.update(await asyncio.to_thread(backend.poll, ids))
                     self.polls += 1
                 except BackendError as exc:  # the batch system is down: try again next cycle
                     log.warning("%s; polling again in %.0f s", exc, self.interval)
+                except Exception:  # a bug must not leave the waiting triggers hanging
+                    log.exception("site %s: polling failed; polling again in %.0f s",
+                                  self.site.name, self.interval)
             async with self.cycle:
                 self.cycle.notify_all()
             await asyncio.sleep(self.interval)

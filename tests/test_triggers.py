@@ -1,0 +1,74 @@
+"""JobsTrigger and its shared SitePoller, run as the triggerer runs them (one event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from ctaoflow.backends import BACKENDS, JobSpec, JobStatus, SiteConfig, make_backend
+from ctaoflow.backends.simulated import SimulatedBackend
+from operators.triggers import JobsTrigger, SitePoller
+
+
+class CountingBackend(SimulatedBackend):
+    """The simulated backend, counting polls; the first poll of a site fails when asked."""
+
+    polls: dict[str, int] = {}
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        count = self.polls[self.site.name] = self.polls.get(self.site.name, 0) + 1
+        if count == 1 and self.site.options.get("first_poll_fails"):
+            raise ValueError("unexpected answer from the batch system")
+        return super().poll(job_ids)
+
+
+@pytest.fixture(autouse=True)
+def counting_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(BACKENDS, "counting", f"{__name__}:CountingBackend")
+    monkeypatch.setattr(CountingBackend, "polls", {})
+    monkeypatch.setattr(SitePoller, "_pollers", {})
+
+
+def site(tmp_path: Path, name: str, **options) -> SiteConfig:
+    return SiteConfig(name=name, backend="counting", slots=100, options={
+        "state_dir": str(tmp_path), "duration_s": 0.5, "duration_sigma": 0.0, **options})
+
+
+def chunks(config: SiteConfig, count: int, per_chunk: int) -> list[list[str]]:
+    backend = make_backend(config)
+    return [list(backend.submit([JobSpec(f"p.t.{c}.{j}.1", ("true",), "/w")
+                                 for j in range(per_chunk)]).values()) for c in range(count)]
+
+
+async def fire(triggers: list[JobsTrigger], timeout: float = 20) -> list[dict]:
+    async def first_event(trigger: JobsTrigger) -> dict:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+    return await asyncio.wait_for(asyncio.gather(*map(first_event, triggers)), timeout)
+
+
+def test_triggers_of_one_site_share_one_poll_per_cycle(tmp_path: Path) -> None:
+    a, b = site(tmp_path, "A"), site(tmp_path, "B")
+    jobs = {"A": chunks(a, 20, 5), "B": chunks(b, 20, 5)}
+    triggers = [JobsTrigger(sites={s.name: s.to_dict()}, jobs={s.name: ids}, poll_interval=0.1)
+                for s in (a, b) for ids in jobs[s.name]]
+    events = asyncio.run(fire(triggers))
+    for trigger, event in zip(triggers, events):
+        [(name, ids)] = trigger.jobs.items()
+        assert set(event["statuses"][name]) == set(ids)
+        assert {s["state"] for s in event["statuses"][name].values()} == {"DONE"}
+    # 20 triggers per site, jobs of ~0.5 s, polled every 0.1 s: about 6 cycles, not 120
+    assert all(2 <= CountingBackend.polls[s] <= 15 for s in "AB"), CountingBackend.polls
+
+
+def test_an_unexpected_poll_error_is_retried_not_a_hang(tmp_path: Path) -> None:
+    config = site(tmp_path, "FLAKY", first_poll_fails=True)
+    [ids] = chunks(config, 1, 3)
+    [event] = asyncio.run(fire([JobsTrigger(sites={"FLAKY": config.to_dict()},
+                                            jobs={"FLAKY": ids}, poll_interval=0.1)]))
+    assert {s["state"] for s in event["statuses"]["FLAKY"].values()} == {"DONE"}
+    assert CountingBackend.polls["FLAKY"] >= 2
