@@ -328,6 +328,7 @@ class Engine:
         with self.sessions() as session:
             row = self._row(session, name)
             done: list[tuple[JobRow, list[OutputFile]]] = []
+            paused: str | None = None  # a site this collection paused
             for job in session.scalars(self._chunk_jobs(row, chunk, JobStatusName.SUBMITTED)).all():
                 status = statuses.get(job.site, {}).get(job.backend_id)
                 if status is None or not status.state.final:
@@ -340,8 +341,10 @@ class Engine:
                         continue
                     status = JobStatus(JobState.FAILED, 0, f"declared output missing: {missing[0]}")
                 job.log_tail = self._log_tail(job)
-                self._job_finished(session, row, job, status)
+                paused = self._job_finished(session, row, job, status) or paused
             session.commit()
+            if paused:
+                self._move_queued(session, row, paused)
             if done:
                 storage = t.storage or self.production.defaults.storage
                 dataset = f"{self.production.output_base}/{t.name}"
@@ -366,7 +369,9 @@ class Engine:
                                                               task.group), job.workdir)
 
     def _job_finished(self, session: Session, row: TransformationRow, job: JobRow,
-                      status: JobStatus, outputs: list[str] | None = None) -> None:
+                      status: JobStatus, outputs: list[str] | None = None) -> str | None:
+        """Record a final job state and decide its task's fate; returns the job's site
+        when this failure paused it."""
         t = self.production.transformation(row.name)
         task = session.get(TaskRow, job.task_id)
         job.state, job.exit_code, job.finished_at = status.state.value, status.exit_code, _now()
@@ -376,7 +381,7 @@ class Engine:
                                                      TaskStatus.DONE.value, outputs or [])
             session.execute(update(FileRow).where(FileRow.task_id == task.id)
                             .values(status=FileStatus.PROCESSED.value))
-            return
+            return None
         job.status = (JobStatusName.KILLED if status.state is JobState.CANCELLED
                       else JobStatusName.FAILED).value
         job.failure_class, decided_by = classify(status, job.log_tail, t.type)
@@ -396,7 +401,7 @@ class Engine:
             task.status = TaskStatus.CREATED.value  # resubmitted by the next round
         else:
             self._give_up(session, row, task, job.failure_class, detail)
-        self._maybe_pause(session, job.site)
+        return job.site if self._maybe_pause(session, job.site) else None
 
     def _give_up(self, session: Session, row: TransformationRow, task: TaskRow,
                  failure_class: str, message: str) -> None:
@@ -420,8 +425,9 @@ class Engine:
         self._event(session, row, "task_failed", f"task {task.index}: {task.message}")
 
     def _maybe_pause(self, session: Session, site: str, streak: int = 5,
-                     pause: dt.timedelta = dt.timedelta(minutes=30)) -> None:
-        """Pause a site whose last ``streak`` finished jobs all failed for its own reasons."""
+                     pause: dt.timedelta = dt.timedelta(minutes=30)) -> bool:
+        """Pause a site whose last ``streak`` finished jobs all failed for its own reasons;
+        True when this call paused it."""
         last = session.scalars(select(JobRow.failure_class).where(
             JobRow.site == site, JobRow.finished_at.is_not(None))
             .order_by(JobRow.finished_at.desc(), JobRow.id.desc()).limit(streak)).all()
@@ -432,6 +438,31 @@ class Engine:
                 row.reason = f"{streak} infrastructure failures in a row"
                 session.add(row)
                 self._event(session, None, "site_paused", f"{site}: {row.reason}")
+                return True
+        return False
+
+    def _move_queued(self, session: Session, row: TransformationRow, site: str) -> None:
+        """Cancel this production's jobs still queued at a just-paused site (one poll, one
+        cancel): their chunks see them CANCELLED, an infrastructure failure, and retry
+        them at once elsewhere. The pause is committed first; jobs already running stay."""
+        ours = (select(TransformationRow.id)
+                .where(TransformationRow.production_id == row.production_id))
+        ids = list(session.scalars(select(JobRow.backend_id).join(
+            TaskRow, JobRow.task_id == TaskRow.id).where(
+            JobRow.site == site, JobRow.status == JobStatusName.SUBMITTED.value,
+            TaskRow.transformation_id.in_(ours))))
+        if not ids or site not in self.sites:
+            return
+        try:
+            backend = self.backend_for(self.sites[site])
+            queued = [i for i, s in backend.poll(ids).items() if s.state is JobState.PENDING]
+            backend.cancel(queued)
+        except BackendError as exc:  # they run where they are
+            self._event(session, row, "move_failed", f"{site}: {exc}")
+        else:
+            self._event(session, row, "moved", f"{len(queued)} queued job(s) cancelled at "
+                                               f"paused site {site}, to run elsewhere")
+        session.commit()
 
     # -- finalize ------------------------------------------------------------------
     def finalize(self, name: str) -> dict[str, dict[str, int]]:

@@ -9,8 +9,12 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
+from ctaoflow.backends import JobState, SiteConfig, make_backend
 from ctaoflow.catalog.base import OutputFile
-from ctaoflow.ledger import JobRow, SiteRow
+from ctaoflow.catalog.embedded import EmbeddedCatalog
+from ctaoflow.engine import Engine
+from ctaoflow.ledger import EventRow, JobRow, SiteRow
+from ctaoflow.spec import Production
 from tests.engine_driver import engine_for
 
 
@@ -65,3 +69,51 @@ def test_a_paused_site_gets_no_new_jobs(home, monkeypatch) -> None:
         session.add(SiteRow(name="A", paused_until=dt.datetime.utcnow() + dt.timedelta(hours=1)))
     engine.submit("t", engine.prepare("t")[0])
     assert _sites(engine) == {"B": 4}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_paused_sites_queued_work_moves_elsewhere(home) -> None:
+    """Site A's jobs wait 600 s in its queue, then run past their walltime (TIMEOUT);
+    B runs jobs in 10 s. Both are modelled by the simulated backend on a virtual clock."""
+    clock = Clock()
+    sites = {
+        "A": SiteConfig("A", "simulated", slots=100, storages=("A-DISK",), options={
+            "state_dir": str(home / "sim"), "queue_wait_s": 600, "duration_s": 10_000}),
+        "B": SiteConfig("B", "simulated", slots=100, storages=("B-DISK",), options={
+            "state_dir": str(home / "sim"), "duration_s": 10, "duration_sigma": 0.0})}
+    production = Production.model_validate({
+        "production": "moving", "defaults": {"sites": ["A", "B"], "chunk_size": 5,
+                                             "resources": {"walltime": "10m"}},
+        "transformations": [{"name": "t", "input": {"query": {"data_level": "DL0"}},
+                             "grouping": {"group_size": 1},
+                             "job": {"command": ["sim_telarray"]},
+                             "outputs": [{"name": "{task}"}]}]})
+    engine = Engine(production, EmbeddedCatalog(home / "catalog"), sites,
+                    lambda site: make_backend(site, {"clock": clock}))
+    _register(engine, home, "A-DISK", 10, 0)
+    engine.sync()
+    assert engine.prepare("t") == [0, 1]
+    first = engine.submit("t", 0).in_flight
+    clock.now += 1300  # chunk 0 waited 600 s, ran out of its 600 s walltime; chunk 1 queues
+    second = engine.submit("t", 1).in_flight
+    assert set(first) == set(second) == {"A"}
+
+    poll = lambda ids: make_backend(sites["A"], {"clock": clock}).poll(ids)  # noqa: E731
+    engine.collect("t", 0, {"A": poll(first["A"])})  # 5 TIMEOUTs in a row: A is paused
+    assert {s.state for s in poll(second["A"]).values()} == {JobState.CANCELLED}
+    engine.collect("t", 1, {"A": poll(second["A"])})
+    for chunk in (0, 1):
+        assert set(engine.submit("t", chunk).in_flight) == {"B"}
+    with engine.sessions() as session:
+        jobs = session.scalars(select(JobRow).order_by(JobRow.id)).all()
+        moved = session.scalars(select(EventRow.message).where(EventRow.kind == "moved")).all()
+    assert [j.state for j in jobs[:10]] == ["TIMEOUT"] * 5 + ["CANCELLED"] * 5
+    assert [j.site for j in jobs[10:]] == ["B"] * 10
+    assert moved == ["5 queued job(s) cancelled at paused site A, to run elsewhere"]
