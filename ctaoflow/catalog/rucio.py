@@ -29,8 +29,9 @@ import sys
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote_plus, urlparse
 
@@ -228,9 +229,16 @@ class RucioCatalog(Catalog):
         if problems := unsupported(query):
             raise self._error(f"cannot run query: {problems[0]}")
         plan = _plan(query)
-        with self._errors(f"query {query}"):
+        with self._errors(f"query {query}"), ThreadPoolExecutor(1, "rucio-replicas") as pool:
+            previous = None
             for page in _batches(self._stream_names(plan.filters), self.page_size):
-                yield from self._files(page, plan.residual)
+                files = self._metadata(page, plan.residual)  # meanwhile: the previous page's replicas
+                current = (files, pool.submit(self._storages, list(files)))
+                if previous:
+                    yield from _with_storages(*previous)
+                previous = current
+            if previous:
+                yield from _with_storages(*previous)
 
     def _stream_names(self, filters: list[dict[str, Any]]) -> Iterator[str]:
         """``list_dids`` read as a stream (rucio-clients buffers the whole body otherwise)."""
@@ -247,15 +255,16 @@ class RucioCatalog(Catalog):
         with response:
             yield from self.client._load_json_data(response)
 
-    def _files(self, names: list[str], residual: tuple[Condition, ...]) -> Iterator[CatalogFile]:
+    def _metadata(self, names: list[str], residual: tuple[Condition, ...]) -> dict[str, CatalogFile]:
+        """The page's files (not datasets) that pass the residual conditions, no storages yet."""
         dids = [{"scope": self.scope, "name": n} for n in names]
         found = {m["name"]: m for m in self.client.get_metadata_bulk(dids, plugin="ALL")
                  if m.get("did_type") == "FILE"}
-        metadata = {n: _user_metadata(m) for n, m in found.items()}
-        keep = [n for n in names if n in found and _matches(residual, metadata[n])]
-        storages = self._storages(keep)
-        for name in keep:
-            yield CatalogFile(name, int(found[name]["bytes"] or 0), metadata[name], storages.get(name, ()))
+        files = {}
+        for name in names:
+            if name in found and _matches(residual, meta := _user_metadata(found[name])):
+                files[name] = CatalogFile(name, int(found[name]["bytes"] or 0), meta)
+        return files
 
     def _storages(self, names: list[str]) -> dict[str, tuple[str, ...]]:
         if not names:
@@ -384,6 +393,11 @@ class RucioCatalog(Catalog):
         """Drop the session and the private token directory."""
         self.client.session.close()
         self._token_dir.cleanup()
+
+
+def _with_storages(files: dict[str, CatalogFile], storages: Future) -> Iterator[CatalogFile]:
+    where = storages.result()
+    return (replace(f, storages=where.get(name, ())) for name, f in files.items())
 
 
 def _user_metadata(meta: dict[str, Any]) -> dict[str, Any]:
