@@ -641,7 +641,8 @@ def _placeholder_problem(name: str, spec: str, conversion: str | None,
     if name not in known:
         hint = _did_you_mean(name, sorted(known), "{{{}}}")
         listed = ", ".join(f"{{{k}}}" for k in sorted(known))
-        return f"unknown placeholder {{{name}}}; {hint or 'known: ' + listed}"
+        return (f"unknown placeholder {{{name}}}; {hint or 'known: ' + listed}"
+                f"{'' if name.isidentifier() else f'; for a literal brace write {{{{{name}}}}}'}")
     try:
         format(known[name], spec)
     except (ValueError, TypeError):

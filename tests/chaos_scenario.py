@@ -35,7 +35,7 @@ def first_run(faults: bool) -> int:
 
 def production(jobs: int, faults: bool) -> dict:
     command = [str(JOB), "{output}", "{input}"] if faults else [
-        "sh", "-c", 'sleep 0.$(( ${#1} % 7 )); echo ok > "$0"', "{output}", "{input}"]
+        "sh", "-c", 'sleep 0.$(( ${{#1}} % 7 )); echo ok > "$0"', "{output}", "{input}"]
     return {
         "production": "chaos" if faults else "calm",
         "defaults": {"sites": ["local", "slurm"], "poll_interval": 1, "chunk_size": 25,

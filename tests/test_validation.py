@@ -392,7 +392,8 @@ def test_bad_query_operator(check) -> None:
 def test_placeholders(check) -> None:
     text = HEAD + PROCESS.replace(
         '[run, --output, "{output}", "{inputs}"]',
-        '[run, "--in={inputs}", "{outptu}", "{group}", "{production:04d}", "{a.b}", "x}"]'
+        '[run, "--in={inputs}", "{outptu}", "{group}", "{production:04d}", "{a.b}", "x}", '
+        "'${#1}'" + ']'
     ).replace('"{particle}_{task:04d}.h5"', '"{particle}_{zenith}_{task:04d}.h5"')
     assert check(text) == [
         ("f.yaml:8:22: transformations.0.job.command.1: {inputs} expands to one argument per "
@@ -407,6 +408,9 @@ def test_placeholders(check) -> None:
          "item access; write a plain name"),
         ("f.yaml:8:91: transformations.0.job.command.6: unbalanced brace in 'x}'; write '{{' "
          "or '}}' for a literal brace"),
+        ("f.yaml:8:97: transformations.0.job.command.7: unknown placeholder {#1}; known: "
+         "{input}, {inputs}, {output}, {production}, {task}, {transformation}; for a literal "
+         "brace write {{#1}}"),
         ("f.yaml:10:15: transformations.0.outputs.0.name: unknown placeholder {zenith}; known: "
          "{data_level}, {particle}, {production}, {task}, {transformation}")]
 
