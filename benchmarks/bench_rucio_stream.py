@@ -5,10 +5,10 @@ consumer counts the files and groups them by 5 (as a job grouping would). Baseli
 issue's): bare ``list_dids``, names only. The grouping needs each file's size, metadata
 and replica storages, which a names listing does not carry, so a second baseline,
 ``same_content``, fetches them with the bare client as plainly as possible: for every
-1,000 names, ``get_metadata_bulk`` then ``list_replicas``, one after the other. The 100,000
-DIDs are registered once (minutes) in their own scope ``bench`` (so that they do not
-slow the tests' queries) and reused: setup is skipped when the marker dataset
-exists. Writes benchmarks/results/rucio_stream_100k.json and prints it last.
+1,000 names, ``get_metadata_bulk`` then ``list_replicas`` (the same calls with the same
+arguments as the catalog), one after the other. The 100,000 DIDs are registered once
+(minutes) in their own scope ``bench`` (so that they do not slow the tests' queries)
+and reused: setup is skipped when the marker dataset exists. Writes benchmarks/results/rucio_stream_100k.json and prints it last.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def same_content(client) -> Iterator[tuple[str, int, dict, list[str]]]:
     names = client.list_dids(SCOPE, {"bench": TAG}, did_type="file")
     while page := [{"scope": SCOPE, "name": n} for n in itertools.islice(names, 1000)]:
         meta = {m["name"]: m for m in client.get_metadata_bulk(page, plugin="ALL")}
-        rses = {r["name"]: list(r["rses"]) for r in client.list_replicas(page)}
+        rses = {r["name"]: list(r["rses"]) for r in client.list_replicas(page, sort="random")}
         for did in page:
             yield did["name"], meta[did["name"]]["bytes"], meta[did["name"]], rses[did["name"]]
 

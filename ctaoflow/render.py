@@ -18,7 +18,7 @@ Regenerate after editing the YAML; the operators read the spec file when they ru
 
 from airflow.sdk import DAG, TaskGroup, TriggerRule
 
-from operators.dag_builder import DEFAULT_ARGS, START_DATE
+from operators.dag_builder import CHUNK_RETRIES, DEFAULT_ARGS, START_DATE
 from operators.production import (FinalizeTransformationOperator,
                                   PrepareTransformationOperator, ProductionReportOperator,
                                   RunChunkOperator, SyncProductionOperator)
@@ -39,7 +39,7 @@ _GROUP = '''
         prepare = PrepareTransformationOperator(task_id="prepare", spec_path=SPEC,
                                                 transformation={name!r})
         run = RunChunkOperator.partial(task_id="run", spec_path=SPEC, transformation={name!r},
-                                       retries=3, poll_interval={poll!r}).expand(
+                                       **CHUNK_RETRIES, poll_interval={poll!r}).expand(
             chunk=prepare.output)
         finalize = FinalizeTransformationOperator(task_id="finalize", spec_path=SPEC,
                                                   transformation={name!r},

@@ -20,6 +20,8 @@ from operators.production import (FinalizeTransformationOperator,
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=10)}
+# a chunk re-run reconnects to its jobs and resubmits nothing, so it may retry at once
+CHUNK_RETRIES = {"retries": 5, "retry_delay": dt.timedelta(seconds=2)}
 
 
 def build_dag(production: Production, spec_path: str | Path) -> DAG:
@@ -38,9 +40,9 @@ def build_dag(production: Production, spec_path: str | Path) -> DAG:
             with TaskGroup(group_id=t.name, tooltip=f"{t.type}: {t.description}") as group:
                 prepare = PrepareTransformationOperator(task_id="prepare", spec_path=spec,
                                                         transformation=t.name)
-                run = RunChunkOperator.partial(task_id="run", spec_path=spec,
-                                               transformation=t.name, retries=3,
-                                               poll_interval=production.defaults.poll_interval).expand(chunk=prepare.output)
+                run = RunChunkOperator.partial(
+                    task_id="run", spec_path=spec, transformation=t.name, **CHUNK_RETRIES,
+                    poll_interval=production.defaults.poll_interval).expand(chunk=prepare.output)
                 finalize = FinalizeTransformationOperator(task_id="finalize", spec_path=spec,
                                                           transformation=t.name,
                                                           trigger_rule=TriggerRule.ALL_DONE)

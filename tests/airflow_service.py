@@ -18,19 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-
-
-def _json(out: str):
-    """The JSON document in a CLI's output (Airflow may print warnings before it)."""
-    lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line[:1] in "[{")
-    return json.loads("\n".join(lines[start:]))
 
 
 def _free_port() -> int:
@@ -68,6 +64,9 @@ class AirflowCluster:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__HOST": "127.0.0.1",
+            # private log-server ports: two deployments on one machine must not collide
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
@@ -81,6 +80,7 @@ class AirflowCluster:
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         }
+        self._token: str | None = None
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs = home / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -91,8 +91,6 @@ class AirflowCluster:
 
     def token(self) -> str:
         """A JWT for the ``operator`` user of the simple auth manager."""
-        import urllib.request
-
         passwords = json.loads((self.home / "airflow" /
                                 "simple_auth_manager_passwords.json.generated").read_text())
         request = urllib.request.Request(
@@ -100,6 +98,17 @@ class AirflowCluster:
             data=json.dumps({"username": "operator", "password": passwords["operator"]}).encode())
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["access_token"]
+
+    def rest(self, path: str, body: dict | None = None) -> dict:
+        """A call to the REST API (``/api/v2/<path>``), POST when there is a body. The CLI
+        would cost ~3 CPU s per call, which polling tests cannot afford on 2 cores."""
+        self._token = self._token or self.token()
+        request = urllib.request.Request(
+            f"{self.api}/api/v2/{path}", method="GET" if body is None else "POST",
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
+            data=None if body is None else json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
 
     def airflow(self, *args: str, timeout: float = 120) -> str:
         """Run an ``airflow`` CLI command against this deployment; return its stdout."""
@@ -137,8 +146,6 @@ class AirflowCluster:
         self.wait_api()
 
     def wait_api(self, timeout: float = 180) -> None:
-        import urllib.request
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -155,31 +162,39 @@ class AirflowCluster:
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            listed = _json(self.airflow("dags", "list", "-o", "json") or "[]")
-            if any(d["dag_id"] == dag_id for d in listed):
+            try:
+                self.rest(f"dags/{dag_id}")
                 return
-            time.sleep(3)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            time.sleep(2)
         raise TimeoutError(f"DAG {dag_id} not parsed after {timeout} s; see {self.logs}")
 
     def trigger(self, dag_id: str) -> str:
-        out = _json(self.airflow("dags", "trigger", dag_id, "-o", "json"))
-        return out[0]["dag_run_id"]
+        return self.rest(f"dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
 
-    def run_state(self, dag_id: str, run_id: str) -> str:
-        runs = _json(self.airflow("dags", "list-runs", dag_id, "-o", "json"))
-        return next(r["state"] for r in runs if r["run_id"] == run_id)
+    def run_state(self, dag_id: str, run_id: str) -> str | None:
+        """The run's state; None while the api-server does not answer (it may be restarting)."""
+        try:
+            return self.rest(f"dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+        except urllib.error.HTTPError:
+            raise
+        except OSError:
+            return None
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 600,
                  during=None) -> str:
         """Wait for a run to end; ``during(elapsed)`` is called between checks."""
         started = time.monotonic()
+        state = None
         while time.monotonic() - started < timeout:
             state = self.run_state(dag_id, run_id)
             if state in ("success", "failed"):
                 return state
             if during:
                 during(time.monotonic() - started)
-            time.sleep(2)
+            time.sleep(1)
         raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout} s; "
                            f"see {self.logs}")
 

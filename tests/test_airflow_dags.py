@@ -6,6 +6,7 @@ tests marked ``airflow`` run a real scheduler and triggerer instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import signal
@@ -159,3 +160,6 @@ def test_dag_generation_is_deterministic_and_render_matches(productions, tmp_pat
     assert structure(static) == structure(first)
     assert {t: type(o).__name__ for t, o in static.task_dict.items()} == {
         t: type(o).__name__ for t, o in first.task_dict.items()}
+    retrying = lambda dag: {t: (o.retries, o.retry_delay) for t, o in dag.task_dict.items()}  # noqa: E731
+    assert retrying(static) == retrying(first)
+    assert retrying(first)["process_gamma.run"] == (5, dt.timedelta(seconds=2))
