@@ -154,10 +154,10 @@ class Engine:
             self._assign_chunks(row, tasks)
             session.add_all(tasks)
             session.flush()
-            for task, ids in zip(tasks, assignments):
-                for start in range(0, len(ids), _BATCH):
-                    session.execute(update(FileRow).where(FileRow.id.in_(ids[start:start + _BATCH]))
-                                    .values(status=FileStatus.ASSIGNED.value, task_id=task.id))
+            rows = ({"id": file_id, "status": FileStatus.ASSIGNED.value, "task_id": task.id}
+                    for task, ids in zip(tasks, assignments) for file_id in ids)
+            for batch in _batches(rows, _BATCH):  # bulk UPDATE by primary key (executemany)
+                session.execute(update(FileRow), batch)
         if flush and row.status == TransformationStatus.FLUSH.value:
             row.status, row.flush_count = TransformationStatus.ACTIVE.value, row.flush_count + 1
         return tasks
