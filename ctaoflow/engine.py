@@ -136,20 +136,25 @@ class Engine:
 
     def _group(self, session: Session, row: TransformationRow, t: Transformation) -> list[TaskRow]:
         flush = self._flushable(session, row, t)
+        next_index = self._next_index(session, row)
         unused = session.execute(
             select(FileRow.id, FileRow.lfn, FileRow.size, FileRow.storages, FileRow.meta)
             .where(FileRow.transformation_id == row.id,
                    FileRow.status == FileStatus.UNUSED.value)
-            .order_by(FileRow.lfn)).all()
-        by_lfn = {r.lfn: r.id for r in unused}
-        files = (CatalogFile(r.lfn, r.size, r.meta, tuple(r.storages)) for r in unused)
-        next_index = self._next_index(session, row)
+            .order_by(FileRow.lfn).execution_options(yield_per=_BATCH))
+        waiting: dict[str, int] = {}  # ledger ids of the files read but not grouped yet
+
+        def files() -> Iterator[CatalogFile]:
+            for r in unused:
+                waiting[r.lfn] = r.id
+                yield CatalogFile(r.lfn, r.size, r.meta, tuple(r.storages))
+
         tasks, assignments = [], []
-        for group in plugin(t.grouping)(files, flush):
+        for group in plugin(t.grouping)(files(), flush):
             value = group[0].metadata.get(t.grouping.key) if t.grouping.key else None
             tasks.append(TaskRow(transformation_id=row.id, index=next_index + len(tasks),
                                  group=None if value is None else str(value)))
-            assignments.append([by_lfn[f.lfn] for f in group])
+            assignments.append([waiting.pop(f.lfn) for f in group])
         if tasks:
             self._assign_chunks(row, tasks)
             session.add_all(tasks)
