@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ctaoflow.validation import (
     SpecError,
@@ -15,6 +16,7 @@ from ctaoflow.validation import (
     load_site_names,
     validate_files,
 )
+from ctaoflow import yamlio
 from ctaoflow.yamlio import MAX_CHARS, MAX_VALUES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,10 +63,17 @@ def test_examples_validate_cleanly(path: Path) -> None:
 
 
 def test_examples_use_known_sites() -> None:
-    sites = ROOT / "config" / "sites.yaml"
-    if not sites.exists():
-        pytest.skip("config/sites.yaml is not there")
-    assert validate_files(EXAMPLES, sites) == []
+    assert validate_files(EXAMPLES, ROOT / "config" / "sites.yaml") == []
+
+
+@pytest.mark.parametrize("path", [*EXAMPLES, ROOT / "config" / "failures.yaml"],
+                         ids=lambda p: p.name)
+def test_libyaml_and_pure_parser_give_the_same_document(path: Path) -> None:
+    text = path.read_text() + "dup: 1\ndup: 2\nshared: &a {x: 1}\nuse: {<<: *a, y: 2}\n"
+    fast, pure = (yamlio._compose(loader(text)) for loader in (yaml.CSafeLoader, yaml.SafeLoader))
+    assert (fast.data, fast.keys, fast.values, fast.problems) == (
+        pure.data, pure.keys, pure.values, pure.problems)
+    assert fast.problems and fast.data["use"] == {"x": 1, "y": 2}
 
 
 def test_demo_structure() -> None:
