@@ -333,7 +333,7 @@ class Engine:
         with self.sessions() as session:
             row = self._row(session, name)
             done: list[tuple[JobRow, list[OutputFile]]] = []
-            paused: str | None = None  # a site this collection paused
+            paused: set[str] = set()  # sites this collection paused
             for job in session.scalars(self._chunk_jobs(row, chunk, JobStatusName.SUBMITTED)).all():
                 status = statuses.get(job.site, {}).get(job.backend_id)
                 if status is None or not status.state.final:
@@ -346,10 +346,11 @@ class Engine:
                         continue
                     status = JobStatus(JobState.FAILED, 0, f"declared output missing: {missing[0]}")
                 job.log_tail = self._log_tail(job)
-                paused = self._job_finished(session, row, job, status) or paused
+                if site := self._job_finished(session, row, job, status):
+                    paused.add(site)
             session.commit()
-            if paused:
-                self._move_queued(session, row, paused)
+            for site in sorted(paused):
+                self._move_queued(session, row, site)
             if done:
                 storage = t.storage or self.production.defaults.storage
                 dataset = f"{self.production.output_base}/{t.name}"
@@ -450,13 +451,15 @@ class Engine:
         """Cancel this production's jobs still queued at a just-paused site (one poll, one
         cancel): their chunks see them CANCELLED, an infrastructure failure, and retry
         them at once elsewhere. The pause is committed first; jobs already running stay."""
+        if site not in self.sites:
+            return
         ours = (select(TransformationRow.id)
                 .where(TransformationRow.production_id == row.production_id))
         ids = list(session.scalars(select(JobRow.backend_id).join(
             TaskRow, JobRow.task_id == TaskRow.id).where(
             JobRow.site == site, JobRow.status == JobStatusName.SUBMITTED.value,
             TaskRow.transformation_id.in_(ours))))
-        if not ids or site not in self.sites:
+        if not ids:
             return
         try:
             backend = self.backend_for(self.sites[site])

@@ -641,8 +641,10 @@ def _placeholder_problem(name: str, spec: str, conversion: str | None,
     if name not in known:
         hint = _did_you_mean(name, sorted(known), "{{{}}}")
         listed = ", ".join(f"{{{k}}}" for k in sorted(known))
-        return (f"unknown placeholder {{{name}}}; {hint or 'known: ' + listed}"
-                f"{'' if name.isidentifier() else f'; for a literal brace write {{{{{name}}}}}'}")
+        message = f"unknown placeholder {{{name}}}; {hint or 'known: ' + listed}"
+        if not name.isidentifier():  # e.g. a shell's ${#1}
+            message += f"; for a literal brace write {{{{{name}}}}}"
+        return message
     try:
         format(known[name], spec)
     except (ValueError, TypeError):

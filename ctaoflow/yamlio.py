@@ -25,6 +25,8 @@ MAX_VALUES = 100_000
 MAX_DEPTH = 64
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+# libyaml composes the same nodes ~10x faster; errors are reported by the pure parser
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 _HINTS = (
     ("mapping values are not allowed",
      "quote a value that contains ': ', or start the nested mapping on its own line"),
@@ -80,10 +82,6 @@ def parse(text: str) -> Document:
         except YamlSyntaxError:
             pass  # the pure-Python parser words and places the error for the user
     return _compose(yaml.SafeLoader(text))
-
-
-# libyaml composes the same nodes ~10x faster; errors are reported by the pure parser
-_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 
 
 def _compose(loader: yaml.SafeLoader) -> Document:

@@ -16,6 +16,7 @@ from ctaoflow.engine import Engine
 from ctaoflow.ledger import EventRow, JobRow, SiteRow
 from ctaoflow.spec import Production
 from tests.engine_driver import engine_for
+from tests.test_simulated_backend import Clock
 
 
 def _setup(home: Path, monkeypatch, slots: dict[str, int]) -> object:
@@ -69,14 +70,6 @@ def test_a_paused_site_gets_no_new_jobs(home, monkeypatch) -> None:
         session.add(SiteRow(name="A", paused_until=dt.datetime.utcnow() + dt.timedelta(hours=1)))
     engine.submit("t", engine.prepare("t")[0])
     assert _sites(engine) == {"B": 4}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_paused_sites_queued_work_moves_elsewhere(home) -> None:
