@@ -26,7 +26,7 @@ import json, os, resource, sys, time
 from operators.environment import use_airflow_home
 use_airflow_home(sys.argv[2])
 from airflow.dag_processing.dagbag import DagBag
-import airflow.sdk, ctaoflow.validation, operators.dag_builder  # imports are not the figure
+import airflow.sdk, ctaoflow.spec.validation, operators.dag_builder  # imports are not the figure
 started = time.perf_counter()
 bag = DagBag(dag_folder=sys.argv[1])
 seconds = time.perf_counter() - started

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._result import write_result  # noqa: E402
 from ctaoflow.catalog.base import CatalogFile  # noqa: E402
-from ctaoflow.grouping import standard  # noqa: E402
+from ctaoflow.engine.grouping import standard  # noqa: E402
 
 N = 1_000_000
 STORAGES = [("CSCS-DISK",), ("DESY-ZN-DISK",), ("PIC-DISK",), ("FRASCATI-DISK",)]

@@ -37,11 +37,11 @@ def main() -> None:
     os.environ["CTAOFLOW_HOME"] = tempfile.mkdtemp(prefix="ctaoflow-intake-")
     from ctaoflow.backends import make_backend
     from ctaoflow.catalog.embedded import EmbeddedCatalog
-    from ctaoflow.chaining import input_query
+    from ctaoflow.spec.chaining import input_query
     from ctaoflow.engine import Engine
-    from ctaoflow.grouping import plugin
+    from ctaoflow.engine.grouping import plugin
     from ctaoflow.sites import load_sites
-    from ctaoflow.spec import Production
+    from ctaoflow.spec.model import Production
 
     production = Production.model_validate({
         "production": "intake", "defaults": {"sites": ["local"]},

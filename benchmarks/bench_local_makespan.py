@@ -151,7 +151,7 @@ def timeline(cluster: AirflowCluster, run_id: str, triggered: dt.datetime, home:
     """Seconds after the trigger: Airflow's tasks, the jobs in the spool, registrations."""
     from sqlalchemy import func, select
 
-    from ctaoflow.ledger import JobRow, session_factory
+    from ctaoflow.engine.ledger import JobRow, session_factory
 
     def rel(when: dt.datetime | None) -> float | None:
         return None if when is None else round((when - triggered).total_seconds(), 1)

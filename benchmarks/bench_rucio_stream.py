@@ -72,7 +72,7 @@ def consume(variant: str) -> None:
     catalog = connect(settings)
     start = time.monotonic()
     if variant == "catalog":
-        from ctaoflow.query import Query
+        from ctaoflow.spec.query import Query
 
         items = catalog.query(Query.parse({"bench": TAG}))
     elif variant == "same_content":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ctaoflow.backends.base import BackendError
 from ctaoflow.catalog.base import CatalogError
-from ctaoflow.validation import SpecError, load_production, validate_files
+from ctaoflow.spec.validation import SpecError, load_production, validate_files
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -25,14 +25,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from ctaoflow.spec import Production
+    from ctaoflow.spec.model import Production
 
     print(json.dumps(Production.model_json_schema(by_alias=True), indent=2))
     return 0
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from ctaoflow.graph import as_mermaid, as_text
+    from ctaoflow.spec.graph import as_mermaid, as_text
 
     production = load_production(args.file)
     print(as_mermaid(production) if args.mermaid else as_text(production))
@@ -42,7 +42,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from ctaoflow import settings
     from ctaoflow.catalog.embedded import EmbeddedCatalog
-    from ctaoflow.planning import plan
+    from ctaoflow.ops.plan import plan
 
     production = load_production(args.file)
     catalog = EmbeddedCatalog(settings.home() / "catalog")
@@ -51,7 +51,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from ctaoflow.render import render
+    from ctaoflow.ops.render import render
 
     production = load_production(args.file)
     text = render(production, Path(args.file))
@@ -65,14 +65,14 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from ctaoflow.engine import summarize
-    from ctaoflow.report import summary_table
+    from ctaoflow.ops.report import summary_table
 
     print(summary_table(summarize(load_production(args.file))))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ctaoflow import report
+    from ctaoflow.ops import report
 
     text = report.RENDERERS[args.format](report.build(load_production(args.file), args.file))
     if args.output:
@@ -84,7 +84,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    from ctaoflow.operations import reset
+    from ctaoflow.ops.operations import reset
 
     count = reset(load_production(args.file), args.transformation, args.site,
                   args.failure_class, tuple(args.status))
@@ -93,7 +93,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
-    from ctaoflow.operations import flush
+    from ctaoflow.ops.operations import flush
 
     flush(load_production(args.file), args.transformation)
     print(f"{args.transformation}: flushed; the next run emits its partial groups")
@@ -101,7 +101,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 
 def cmd_stop_start(args: argparse.Namespace) -> int:
-    from ctaoflow import operations
+    from ctaoflow.ops import operations
 
     production = load_production(args.file)
     getattr(operations, args.command)(production)
@@ -110,7 +110,7 @@ def cmd_stop_start(args: argparse.Namespace) -> int:
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
-    from ctaoflow.operations import extend
+    from ctaoflow.ops.operations import extend
 
     target = extend(load_production(args.file), args.transformation, args.runs)
     print(f"{args.transformation}: target now {target} runs")
@@ -119,7 +119,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from ctaoflow import settings
-    from ctaoflow.audit import audit
+    from ctaoflow.ops.audit import audit
     from ctaoflow.backends import make_backend
     from ctaoflow.catalog.embedded import EmbeddedCatalog
     from ctaoflow.sites import load_sites

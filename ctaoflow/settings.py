@@ -1,9 +1,11 @@
-"""Where ctaoflow keeps its state on the embedded defaults."""
+"""Where ctaoflow finds its configuration and keeps its state on the embedded defaults."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"  # the project's config/
 
 
 def home() -> Path:

@@ -8,8 +8,7 @@ from pathlib import Path
 import yaml
 
 from ctaoflow.backends.base import SiteConfig
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+from ctaoflow.settings import CONFIG_DIR
 
 
 def sites_path() -> Path:

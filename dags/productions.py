@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ctaoflow.sites import CONFIG_DIR, load_sites
-from ctaoflow.spec_cache import load_production
-from ctaoflow.validation import SpecError
+from ctaoflow.settings import CONFIG_DIR
+from ctaoflow.sites import load_sites
+from ctaoflow.spec.cache import load_production
+from ctaoflow.spec.validation import SpecError
 from operators.dag_builder import build_dag, invalid_productions_dag
 
 folder = Path(os.environ.get("CTAOFLOW_PRODUCTIONS", CONFIG_DIR / "productions"))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from airflow.sdk import DAG, TaskGroup, TriggerRule
 
-from ctaoflow.graph import topological_order
-from ctaoflow.spec import Production
+from ctaoflow.spec.graph import topological_order
+from ctaoflow.spec.model import Production
 from operators.production import (FinalizeTransformationOperator,
                                   PrepareTransformationOperator, ProductionReportOperator,
                                   RunChunkOperator, SyncProductionOperator)

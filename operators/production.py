@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ctaoflow.backends import JobStatus
 from ctaoflow.engine import ChunkResult
-from ctaoflow import report
+from ctaoflow.ops import report
 from operators.hooks.production import ProductionHook
 from operators.triggers import JobsTrigger
 

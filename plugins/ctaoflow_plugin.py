@@ -17,10 +17,10 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 
 from ctaoflow.engine import summarize
-from ctaoflow.report import summary_table
-from ctaoflow.sites import CONFIG_DIR
-from ctaoflow.spec import Production
-from ctaoflow.validation import SpecError, load_production
+from ctaoflow.ops.report import summary_table
+from ctaoflow.settings import CONFIG_DIR
+from ctaoflow.spec.model import Production
+from ctaoflow.spec.validation import SpecError, load_production
 
 app = FastAPI(title="ctaoflow", description="CTAO productions on Airflow")
 read = [Depends(requires_access_dag("GET"))]

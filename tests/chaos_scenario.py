@@ -16,14 +16,14 @@ from pathlib import Path
 import yaml
 from sqlalchemy import func, select
 
-from ctaoflow import report
-from ctaoflow.audit import audit
+from ctaoflow.ops import report
+from ctaoflow.ops.audit import audit
 from ctaoflow.backends import make_backend
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.sites import load_sites
-from ctaoflow.spec import Production
-from ctaoflow.ledger import (FileRow, JobRow, ProductionRow, TaskRow, TransformationRow,
+from ctaoflow.spec.model import Production
+from ctaoflow.engine.ledger import (FileRow, JobRow, ProductionRow, TaskRow, TransformationRow,
                              session_factory)
 
 JOB = Path(__file__).parent / "data" / "chaos" / "job.sh"

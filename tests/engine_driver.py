@@ -11,9 +11,9 @@ from ctaoflow import settings
 from ctaoflow.backends import make_backend
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.engine import Engine
-from ctaoflow.graph import topological_order
+from ctaoflow.spec.graph import topological_order
 from ctaoflow.sites import load_sites
-from ctaoflow.spec import Production
+from ctaoflow.spec.model import Production
 
 DATA = Path(__file__).parent / "data" / "productions"
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.ledger import JobRow, session_factory
-from ctaoflow.validation import load_production
+from ctaoflow.engine.ledger import JobRow, session_factory
+from ctaoflow.spec.validation import load_production
 
 PROJECT = Path(__file__).parents[1]
 DEMO = PROJECT / "config" / "productions" / "demo.yaml"

@@ -23,9 +23,9 @@ from ctaoflow import settings
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.ledger import FileRow, JobRow, session_factory
-from ctaoflow.query import Query
-from ctaoflow.validation import load_production
+from ctaoflow.engine.ledger import FileRow, JobRow, session_factory
+from ctaoflow.spec.query import Query
+from ctaoflow.spec.validation import load_production
 from tests.engine_driver import DATA
 
 PROJECT = Path(__file__).parents[1]
@@ -145,7 +145,7 @@ def test_dag_generation_is_deterministic_and_render_matches(productions, tmp_pat
     from airflow.dag_processing.dagbag import DagBag
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from ctaoflow.render import render
+    from ctaoflow.ops.render import render
 
     productions(PROJECT / "config" / "productions" / "demo.yaml")
     first = DagBag(dag_folder=str(PROJECT / "dags")).dags["demo"]

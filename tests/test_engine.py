@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.ledger import FileRow, JobRow, TaskRow
-from ctaoflow.query import Query
+from ctaoflow.engine.ledger import FileRow, JobRow, TaskRow
+from ctaoflow.spec.query import Query
 from tests.engine_driver import DATA, engine_for, run_all, run_chunk
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ctaoflow.catalog.base import CatalogFile
-from ctaoflow.grouping import by_metadata, by_size, everything, plugin, standard
-from ctaoflow.spec import Grouping
+from ctaoflow.engine.grouping import by_metadata, by_size, everything, plugin, standard
+from ctaoflow.spec.model import Grouping
 
 
 def files(n: int, storages=("A",), size=1, **meta) -> list[CatalogFile]:

@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ctaoflow.catalog.base import OutputFile
-from ctaoflow.ledger import JobRow
-from ctaoflow.query import Query
+from ctaoflow.engine.ledger import JobRow
+from ctaoflow.spec.query import Query
 from tests.engine_driver import engine_for, run_all
 
 HOSTILE = ["a b;touch PWNED1", "$(touch PWNED2)", "`touch PWNED3`", "q'uo\"te",

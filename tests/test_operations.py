@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ctaoflow import operations, report
-from ctaoflow.audit import audit
+from ctaoflow.ops import operations, report
+from ctaoflow.ops.audit import audit
 from ctaoflow.backends import make_backend
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.ledger import TaskRow
+from ctaoflow.engine.ledger import TaskRow
 from tests.engine_driver import DATA, engine_for, run_all, run_chunk
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ctaoflow.catalog.base import CatalogError, OutputFile
 from ctaoflow.catalog.embedded import EmbeddedCatalog
-from ctaoflow.query import Query
+from ctaoflow.spec.query import Query
 
 
 def test_parse_forms_and_round_trip() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from ctaoflow.catalog.base import CatalogError, CatalogFile, OutputFile
 from ctaoflow.catalog.rucio import RucioCatalog, unsupported
-from ctaoflow.query import Query
+from ctaoflow.spec.query import Query
 
 pytestmark = pytest.mark.rucio
 

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from ctaoflow.catalog.rucio import RucioCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.ledger import JobRow, session_factory
-from ctaoflow.query import Query
-from ctaoflow.validation import load_production
+from ctaoflow.engine.ledger import JobRow, session_factory
+from ctaoflow.spec.query import Query
+from ctaoflow.spec.validation import load_production
 
 pytestmark = pytest.mark.rucio
 PROJECT = Path(__file__).parents[1]

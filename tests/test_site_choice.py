@@ -13,8 +13,8 @@ from ctaoflow.backends import JobState, SiteConfig, make_backend
 from ctaoflow.catalog.base import OutputFile
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.engine import Engine
-from ctaoflow.ledger import EventRow, JobRow, SiteRow
-from ctaoflow.spec import Production
+from ctaoflow.engine.ledger import EventRow, JobRow, SiteRow
+from ctaoflow.spec.model import Production
 from tests.engine_driver import engine_for
 from tests.test_simulated_backend import Clock
 

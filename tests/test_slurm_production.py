@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.ledger import FileRow, JobRow
+from ctaoflow.engine.ledger import FileRow, JobRow
 from tests.engine_driver import engine_for, run_chunk
 
 PROJECT = Path(__file__).parents[1]
@@ -54,7 +54,7 @@ def _files(engine) -> dict[str, tuple[str, int]]:
 def test_demo_production_on_slurm(airflow_db, home, slurm_site, tmp_path, monkeypatch) -> None:
     from airflow.utils.cli import get_bagged_dag
 
-    from ctaoflow.validation import load_production
+    from ctaoflow.spec.validation import load_production
 
     folder = tmp_path / "productions"
     folder.mkdir()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
 
-from ctaoflow import spec_cache, validation
-from ctaoflow.validation import SpecError
+from ctaoflow import settings
+from ctaoflow.spec import cache as spec_cache, validation
+from ctaoflow.spec.validation import SpecError
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "productions" / "demo.yaml"
 
@@ -55,3 +58,39 @@ def test_a_damaged_entry_is_replaced(home: Path, tmp_path: Path) -> None:
     entry.write_text('{"production": "trunc')
     assert spec_cache.load_production(spec, known_sites={"local"}) == good
     assert entry.read_text() != '{"production": "trunc'
+
+
+def test_a_hit_skips_validation(home: Path, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "demo.yaml"
+    spec.write_text(DEMO.read_text())
+    first = spec_cache.load_production(spec, known_sites={"local"})
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("validated again on a cache hit")
+
+    monkeypatch.setattr(validation, "load_production", refuse)
+    assert spec_cache.load_production(spec, known_sites={"local"}) == first
+
+
+def ctaoflow_modules_read_by(module: types.ModuleType) -> set[str]:
+    """Files of the ctaoflow modules ``module`` reads, directly or through others."""
+    seen: set[str] = set()
+    todo = [module.__name__]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for obj in vars(sys.modules[name]).values():
+            other = obj.__name__ if isinstance(obj, types.ModuleType) else getattr(
+                obj, "__module__", None)
+            if isinstance(other, str) and other.startswith("ctaoflow.") and other in sys.modules:
+                todo.append(other)
+    return {sys.modules[name].__file__ for name in seen}
+
+
+def test_the_key_covers_every_module_validation_reads() -> None:
+    read = {Path(f) for f in ctaoflow_modules_read_by(validation)} - {Path(settings.__file__)}
+    assert {p.name for p in read} >= {"query.py", "chaining.py", "model.py", "yamlio.py"}
+    assert read <= set(spec_cache.CODE_FILES)

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ctaoflow.validation import (
+from ctaoflow.spec.validation import (
     SpecError,
     load_production,
     load_site_names,
     validate_files,
 )
-from ctaoflow import yamlio
-from ctaoflow.yamlio import MAX_CHARS, MAX_VALUES
+from ctaoflow.spec import yamlio
+from ctaoflow.spec.yamlio import MAX_CHARS, MAX_VALUES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "config" / "productions").glob("*.yaml"))

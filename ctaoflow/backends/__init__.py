@@ -1,4 +1,8 @@
-"""Batch-system backends and the registry that builds one for a site."""
+"""Batch-system backends (local, Slurm, HTCondor, Kubernetes, simulated) behind
+``Backend`` (``base``), and the registry that builds one for a site.
+
+May import: ``ctaoflow.settings``; never the engine, the spec or Airflow.
+"""
 
 from __future__ import annotations
 

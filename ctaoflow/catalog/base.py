@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from ctaoflow.query import Query
+from ctaoflow.spec.query import Query
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ctaoflow.catalog.base import Catalog, CatalogError, CatalogFile, OutputFile
-from ctaoflow.query import Condition, Query
+from ctaoflow.spec.query import Condition, Query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (lfn TEXT PRIMARY KEY, size INTEGER NOT NULL,

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlparse
 
 from ctaoflow.catalog.base import Catalog, CatalogError, CatalogFile, OutputFile
-from ctaoflow.query import Condition, Query
+from ctaoflow.spec.query import Condition, Query
 
 # Rucio DID columns a user sets as metadata; filters on them cannot mix with custom keys.
 COLUMN_KEYS = frozenset({

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from ctaoflow.sites import CONFIG_DIR
+from ctaoflow.settings import CONFIG_DIR
 
 DEMO_SPEC = CONFIG_DIR / "productions" / "demo.yaml"
 
@@ -40,8 +40,8 @@ def run_demo(home: str | None = None, keep: bool = False, full: bool = False) ->
 
     from ctaoflow.demo.inputs import register_demo_inputs
     from ctaoflow.engine import summarize
-    from ctaoflow.report import summary_table
-    from ctaoflow.validation import load_production
+    from ctaoflow.ops.report import summary_table
+    from ctaoflow.spec.validation import load_production
     from operators.hooks.production import ProductionHook
 
     spec = _full_setup(base) if full else DEMO_SPEC

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ctaoflow.backends.base import JobStatus
+from ctaoflow.settings import CONFIG_DIR
 
 INFRASTRUCTURE = "infrastructure"
 DATA = "data"
@@ -30,8 +31,7 @@ class Rule:
 
 
 def rules_path() -> Path:
-    return Path(os.environ.get("CTAOFLOW_FAILURES",
-                               Path(__file__).resolve().parents[1] / "config" / "failures.yaml"))
+    return Path(os.environ.get("CTAOFLOW_FAILURES", CONFIG_DIR / "failures.yaml"))
 
 
 @cache

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Callable, Iterable, Iterator
 
 from ctaoflow.catalog.base import CatalogFile
-from ctaoflow.spec import Grouping
+from ctaoflow.spec.model import Grouping
 
 Group = list[CatalogFile]
 

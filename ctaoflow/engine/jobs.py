@@ -9,8 +9,8 @@ from typing import Any, Mapping, Sequence
 
 from ctaoflow.backends.base import JobSpec
 from ctaoflow.catalog.base import OutputFile
-from ctaoflow.chaining import output_metadata
-from ctaoflow.spec import Production, Transformation
+from ctaoflow.spec.chaining import output_metadata
+from ctaoflow.spec.model import Production, Transformation
 
 
 @dataclass(frozen=True)

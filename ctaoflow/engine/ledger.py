@@ -56,7 +56,8 @@ class TransformationStatus(str, enum.Enum):
     COMPLETED = "Completed"
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The ledger's clock: naive UTC."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
@@ -71,7 +72,7 @@ class ProductionRow(Base):
     uid: Mapped[str] = mapped_column(String(8), default=lambda: secrets.token_hex(4))
     status: Mapped[str] = mapped_column(String(16), default="Active")
     spec_hash: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
 
 
 class SiteRow(Base):
@@ -148,7 +149,7 @@ class JobRow(Base):
 class EventRow(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
     transformation_id: Mapped[int | None] = mapped_column(ForeignKey("transformations.id"))
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)

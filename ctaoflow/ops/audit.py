@@ -10,9 +10,9 @@ from sqlalchemy.orm import sessionmaker
 
 from ctaoflow.backends.base import Backend, SiteConfig
 from ctaoflow.catalog.base import Catalog
-from ctaoflow.ledger import (FileRow, FileStatus, JobRow, JobStatusName, ProductionRow, TaskRow,
+from ctaoflow.engine.ledger import (FileRow, FileStatus, JobRow, JobStatusName, ProductionRow, TaskRow,
                              TaskStatus, TransformationRow, session_factory)
-from ctaoflow.spec import Production
+from ctaoflow.spec.model import Production
 
 
 def audit(production: Production, catalog: Catalog, sites: dict[str, SiteConfig],

@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ctaoflow.ledger import (EventRow, FileRow, FileStatus, JobRow, ProductionRow,
+from ctaoflow.engine.ledger import (EventRow, FileRow, FileStatus, JobRow, ProductionRow,
                              TransformationRow, TransformationStatus, session_factory)
-from ctaoflow.spec import Production
+from ctaoflow.spec.model import Production
 
 
 class OperationError(ValueError):

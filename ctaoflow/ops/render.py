@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ctaoflow.graph import topological_order
-from ctaoflow.spec import Production
+from ctaoflow.spec.graph import topological_order
+from ctaoflow.spec.model import Production
 
 _HEAD = '''"""DAG of production {name!r}, rendered by `ctaoflow render` from {source}.
 

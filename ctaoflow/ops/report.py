@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from ctaoflow.engine import summarize
-from ctaoflow.ledger import (FileRow, JobRow, ProductionRow, SiteRow, TaskRow,
+from ctaoflow.engine.ledger import (FileRow, JobRow, ProductionRow, SiteRow, TaskRow,
                              TransformationRow, session_factory)
-from ctaoflow.spec import Production
+from ctaoflow.spec.model import Production
 
 FILE_COLUMNS = ("Unused", "Assigned", "Processed", "Problematic", "MaxReset")
 JOB_COLUMNS = ("Submitted", "Done", "Failed", "Killed")

@@ -1,8 +1,9 @@
 """Validated specs cached on disk, so Airflow's constant re-parsing stays cheap.
 
 Airflow parses DAG files in fresh processes over and over. A spec whose bytes, known
-sites and validating code are unchanged was valid before: it is read back from
-``$CTAOFLOW_HOME/spec-cache/<sha256>.json`` instead of being validated again.
+sites and validating code (every module of ``ctaoflow.spec``) are unchanged was valid
+before: it is read back from ``$CTAOFLOW_HOME/spec-cache/<sha256>.json`` instead of
+being validated again.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ctaoflow import settings, spec, validation, yamlio
-from ctaoflow.spec import Production
+from ctaoflow import settings
+from ctaoflow.spec import validation
+from ctaoflow.spec.model import Production
 
-_CODE = b"".join(Path(m.__file__).read_bytes() for m in (spec, validation, yamlio))
+CODE_FILES = sorted(Path(__file__).parent.glob("*.py"))  # the whole spec package
+_CODE = b"".join(path.read_bytes() for path in CODE_FILES)
 
 
 def load_production(path: str | os.PathLike, known_sites: Iterable[str] | None = None

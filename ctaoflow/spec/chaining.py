@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from ctaoflow.query import Query, common_metadata
-from ctaoflow.spec import Output, Production, Transformation
+from ctaoflow.spec.query import Query, common_metadata
+from ctaoflow.spec.model import Output, Production, Transformation
 
 LINEAGE_KEYS = ("production", "transformation")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ctaoflow.spec import Production, Transformation
+from ctaoflow.spec.model import Production, Transformation
 
 
 def topological_order(production: Production) -> list[Transformation]:

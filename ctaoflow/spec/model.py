@@ -1,7 +1,7 @@
 """The production spec: what a production YAML may say (pydantic models).
 
 These models check shapes and types; cross-field rules (parents, cycles, query
-overlap, placeholders) live in ``ctaoflow.validation``. ``ctaoflow schema`` exports
+overlap, placeholders) live in ``ctaoflow.spec.validation``. ``ctaoflow schema`` exports
 the JSON Schema of ``Production`` for editors.
 """
 

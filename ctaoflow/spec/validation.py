@@ -23,10 +23,10 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from ctaoflow.chaining import static_output_metadata
-from ctaoflow.query import Query
-from ctaoflow.spec import NAME_PATTERN, Production, Transformation
-from ctaoflow.yamlio import Document, KeyPath, Position, YamlSyntaxError, parse
+from ctaoflow.spec.chaining import static_output_metadata
+from ctaoflow.spec.query import Query
+from ctaoflow.spec.model import NAME_PATTERN, Production, Transformation
+from ctaoflow.spec.yamlio import Document, KeyPath, Position, YamlSyntaxError, parse
 
 SitesArg = Iterable[str] | str | os.PathLike | None
 RESERVED = ("inputs", "input", "task", "run", "group", "production", "transformation")

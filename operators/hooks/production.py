@@ -20,8 +20,8 @@ from ctaoflow.catalog.base import Catalog
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.engine import Engine
 from ctaoflow.sites import load_sites
-from ctaoflow.spec import Production
-from ctaoflow.spec_cache import load_production
+from ctaoflow.spec.model import Production
+from ctaoflow.spec.cache import load_production
 
 
 def _connection(conn_id: str):

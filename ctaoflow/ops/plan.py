@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ctaoflow.catalog.base import Catalog
-from ctaoflow.chaining import input_query
-from ctaoflow.graph import topological_order
-from ctaoflow.grouping import plugin
-from ctaoflow.spec import Production
+from ctaoflow.spec.chaining import input_query
+from ctaoflow.spec.graph import topological_order
+from ctaoflow.engine.grouping import plugin
+from ctaoflow.spec.model import Production
 
 
 def plan(production: Production, catalog: Catalog, limit: int = 20) -> str:

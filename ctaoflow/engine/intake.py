@@ -1,0 +1,152 @@
+"""Intake: new catalog files into the ledger, grouped into tasks and chunks.
+
+MC simulations get one task per new run number instead. Partial groups (the tail) are
+emitted only when the transformation may flush.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ctaoflow.catalog.base import CatalogFile
+from ctaoflow.engine.context import BATCH, Context, batches, event
+from ctaoflow.engine.grouping import plugin
+from ctaoflow.engine.ledger import (FileRow, FileStatus, TaskRow, TaskStatus,
+                                    TransformationRow, TransformationStatus, insert_ignore)
+from ctaoflow.spec.chaining import input_query
+from ctaoflow.spec.model import Transformation
+
+
+def prepare(ctx: Context, name: str) -> list[int]:
+    """Take in new input files, group them into tasks; return chunks with work."""
+    t = ctx.production.transformation(name)
+    with ctx.sessions.begin() as session:
+        row = ctx.row(session, name)
+        if row.status == TransformationStatus.STOPPED.value:
+            return []
+        if t.type == "mc_simulation":
+            new_tasks = _mc_tasks(ctx, session, row, t)
+        else:
+            _intake(ctx, session, row, t)
+            new_tasks = _group(ctx, session, row, t)
+        if new_tasks:
+            event(session, row, "tasks", f"{len(new_tasks)} new tasks")
+        return list(session.scalars(
+            select(TaskRow.chunk).distinct()
+            .where(TaskRow.transformation_id == row.id,
+                   TaskRow.status.in_([TaskStatus.CREATED.value, TaskStatus.SUBMITTED.value]))
+            .order_by(TaskRow.chunk)))
+
+
+def parents_complete(session: Session, row: TransformationRow, t: Transformation) -> bool:
+    """Partial groups are emitted when every parent is complete or by hand.
+
+    A transformation without parents reads a catalog snapshot: each run flushes it.
+    """
+    if row.status == TransformationStatus.FLUSH.value:
+        return True
+    parents = t.all_parents
+    if not parents:
+        return True
+    statuses = session.scalars(
+        select(TransformationRow.status)
+        .where(TransformationRow.production_id == row.production_id,
+               TransformationRow.name.in_(parents))).all()
+    return len(statuses) == len(parents) and all(
+        s == TransformationStatus.COMPLETED.value for s in statuses)
+
+
+def _intake(ctx: Context, session: Session, row: TransformationRow, t: Transformation) -> int:
+    """Add catalog files matching the input query that the ledger does not know."""
+    before = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
+    own = {"production": ctx.production.production, "transformation": t.name}
+    candidates = (f for f in ctx.catalog.query(input_query(ctx.production, t))
+                  if any(f.metadata.get(k) != v for k, v in own.items()))  # never its own outputs
+    for batch in batches(candidates):
+        insert_ignore(session, FileRow.__table__, (
+            {"transformation_id": row.id, "lfn": f.lfn, "size": f.size,
+             "storages": list(f.storages), "meta": f.metadata,
+             "status": FileStatus.UNUSED.value, "error_count": 0} for f in batch))
+    after = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
+    if after > before:
+        event(session, row, "intake", f"{after - before} new input files")
+    return after - before
+
+
+def _group(ctx: Context, session: Session, row: TransformationRow,
+           t: Transformation) -> list[TaskRow]:
+    """Cut the unused files into tasks, streamed from the ledger in LFN order."""
+    flush = parents_complete(session, row, t)
+    next_index = _next_index(session, row)
+    unused = session.execute(
+        select(FileRow.id, FileRow.lfn, FileRow.size, FileRow.storages, FileRow.meta)
+        .where(FileRow.transformation_id == row.id,
+               FileRow.status == FileStatus.UNUSED.value)
+        .order_by(FileRow.lfn).execution_options(yield_per=BATCH))
+    waiting: dict[str, int] = {}  # ledger ids of the files read but not grouped yet
+
+    def files() -> Iterator[CatalogFile]:
+        for r in unused:
+            waiting[r.lfn] = r.id
+            yield CatalogFile(r.lfn, r.size, r.meta, tuple(r.storages))
+
+    tasks, assignments = [], []
+    for group in plugin(t.grouping)(files(), flush):
+        value = group[0].metadata.get(t.grouping.key) if t.grouping.key else None
+        tasks.append(TaskRow(transformation_id=row.id, index=next_index + len(tasks),
+                             group=None if value is None else str(value)))
+        assignments.append([waiting.pop(f.lfn) for f in group])
+    if tasks:
+        _assign_chunks(ctx, row, tasks)
+        session.add_all(tasks)
+        session.flush()
+        rows = ({"id": file_id, "status": FileStatus.ASSIGNED.value, "task_id": task.id}
+                for task, ids in zip(tasks, assignments) for file_id in ids)
+        for batch in batches(rows):  # bulk UPDATE by primary key (executemany)
+            session.execute(update(FileRow), batch)
+    if flush and row.status == TransformationStatus.FLUSH.value:
+        row.status, row.flush_count = TransformationStatus.ACTIVE.value, row.flush_count + 1
+    return tasks
+
+
+def _mc_tasks(ctx: Context, session: Session, row: TransformationRow,
+              t: Transformation) -> list[TaskRow]:
+    """New MC runs until the target number of good or open jobs is reached.
+
+    Failed runs are replaced by new run numbers, until as many runs have failed as
+    the target (then the production needs a person).
+    """
+    assert t.runs is not None
+    target = t.runs.count + row.extra_runs
+    existing = session.execute(select(TaskRow.status, TaskRow.run)
+                               .where(TaskRow.transformation_id == row.id)).all()
+    failed = sum(status == TaskStatus.FAILED.value for status, _ in existing)
+    missing = target - (len(existing) - failed)
+    if missing <= 0 or failed >= target:
+        return []
+    first = max((run for _, run in existing), default=t.runs.start - 1) + 1
+    next_index = _next_index(session, row)
+    tasks = [TaskRow(transformation_id=row.id, index=next_index + i, run=first + i)
+             for i in range(missing)]
+    _assign_chunks(ctx, row, tasks)
+    session.add_all(tasks)
+    return tasks
+
+
+def _next_index(session: Session, row: TransformationRow) -> int:
+    last = session.scalar(select(func.max(TaskRow.index))
+                          .where(TaskRow.transformation_id == row.id))
+    return 0 if last is None else last + 1
+
+
+def _assign_chunks(ctx: Context, row: TransformationRow, tasks: list[TaskRow]) -> None:
+    """Consecutive tasks share a chunk (one Airflow task instance); 1,000 chunks at most
+    per intake."""
+    size = max(ctx.production.defaults.chunk_size, math.ceil(len(tasks) / 1000))
+    for i, task in enumerate(tasks):
+        task.chunk = row.next_chunk + i // size
+    row.next_chunk += math.ceil(len(tasks) / size)

@@ -1,0 +1,209 @@
+"""Submission: a chunk's tasks become jobs at chosen sites, sent in bulk.
+
+A job row is committed (Submitting) before its site hears of it; sending asks each site
+for jobs of those names first (``find``) and submits only the missing ones, so a step
+killed anywhere is re-entered without a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ctaoflow.backends.base import BackendError, JobSpec, JobState, JobStatus, SiteConfig
+from ctaoflow.engine import collection
+from ctaoflow.engine.context import Context, chunk_jobs, chunk_tasks, event, task_files
+from ctaoflow.engine.failures import DATA, INFRASTRUCTURE
+from ctaoflow.engine.jobs import TaskInputs, build_job, job_name
+from ctaoflow.engine.ledger import (FileRow, FileStatus, JobRow, JobStatusName, ProductionRow,
+                                    SiteRow, TaskRow, TaskStatus, TransformationRow, now)
+from ctaoflow.spec.model import Transformation
+
+InFlight = dict[str, list[str]]  # site -> backend job ids
+
+
+@dataclass
+class ChunkResult:
+    """What one round of a chunk left: jobs to wait for, tasks done, for each task
+    failed for good its reason and the end of its last job's log, and, when tasks wait
+    because every site allowed to them is paused, the end of the first pause."""
+
+    in_flight: InFlight = field(default_factory=dict)
+    done: int = 0
+    failed: list[str] = field(default_factory=list)
+    held_until: dt.datetime | None = None
+
+
+def submit(ctx: Context, name: str, chunk: int, revive: bool = False) -> ChunkResult:
+    """Submit the chunk's tasks that need a job; reconnect to jobs already submitted.
+
+    ``revive`` (the chunk is run again) gives failed tasks whose files are still
+    unused a new round of attempts.
+    """
+    t = ctx.production.transformation(name)
+    with ctx.sessions.begin() as session:
+        row = ctx.row(session, name)
+        if revive:
+            _revive(session, row, chunk)
+        tasks = session.scalars(chunk_tasks(row, chunk, TaskStatus.CREATED)).all()
+        held_until = _plan_jobs(ctx, session, row, t, tasks)
+    _send(ctx, name, chunk)
+    result = state(ctx, name, chunk)
+    result.held_until = held_until
+    return result
+
+
+def state(ctx: Context, name: str, chunk: int) -> ChunkResult:
+    """The chunk now: jobs in flight per site, tasks done, tasks failed."""
+    with ctx.sessions() as session:
+        row = ctx.row(session, name)
+        result = ChunkResult()
+        for job in session.scalars(chunk_jobs(row, chunk, JobStatusName.SUBMITTED)):
+            result.in_flight.setdefault(job.site, []).append(job.backend_id)
+        for task in session.scalars(select(TaskRow).where(
+                TaskRow.transformation_id == row.id, TaskRow.chunk == chunk)):
+            if task.status == TaskStatus.DONE.value:
+                result.done += 1
+            elif task.status == TaskStatus.FAILED.value:
+                last = session.scalars(select(JobRow).where(JobRow.task_id == task.id)
+                                       .order_by(JobRow.attempt.desc())).first()
+                tail = f"\n  log of {last.name}:\n{last.log_tail[-1500:]}" if last else ""
+                result.failed.append(f"task {task.index}: {task.message}{tail}")
+        return result
+
+
+def allowed_sites(ctx: Context, t: Transformation) -> list[SiteConfig]:
+    """The active sites the transformation may run at."""
+    return [ctx.sites[s] for s in (t.sites or ctx.production.defaults.sites)
+            if s in ctx.sites and ctx.sites[s].status == "active"]
+
+
+def paused_sites(session: Session) -> dict[str, dt.datetime]:
+    """Sites paused now, with the end of their pause."""
+    return dict(session.execute(select(SiteRow.name, SiteRow.paused_until)
+                                .where(SiteRow.paused_until > now())).all())
+
+
+def choose_site(ctx: Context, session: Session, t: Transformation, task: TaskRow,
+                load: Counter) -> SiteConfig | None:
+    """A site with a free slot first, then where the task's replicas are, away from
+    sites that failed it, then the least loaded; never a paused site (None when every
+    allowed site is paused: the task waits)."""
+    allowed = allowed_sites(ctx, t)
+    if not allowed:
+        raise BackendError(f"transformation {t.name}: no active site among "
+                           f"{t.sites or ctx.production.defaults.sites}")
+    failed_at = set(session.scalars(select(JobRow.site).where(
+        JobRow.task_id == task.id, JobRow.failure_class.in_([INFRASTRUCTURE, DATA]))))
+    paused = paused_sites(session)
+    open_sites = [s for s in allowed if s.name not in paused]
+    candidates = [s for s in open_sites if s.name not in failed_at] or open_sites
+    if not candidates:
+        return None
+    storages = Counter(st for st in session.scalars(
+        select(FileRow.storages).where(FileRow.task_id == task.id)) for st in st)
+    return min(candidates, key=lambda s: (load[s.name] >= s.slots,
+                                          -sum(storages[x] for x in s.storages),
+                                          load[s.name] / max(s.slots, 1), s.name))
+
+
+def _revive(session: Session, row: TransformationRow, chunk: int) -> None:
+    for task in session.scalars(chunk_tasks(row, chunk, TaskStatus.FAILED)).all():
+        files = session.scalars(select(FileRow).where(FileRow.task_id == task.id)).all()
+        if all(f.status == FileStatus.UNUSED.value for f in files):
+            task.status, task.attempts = TaskStatus.CREATED.value, 0
+            for f in files:
+                f.status = FileStatus.ASSIGNED.value
+            event(session, row, "revive", f"task {task.index}: failed task run again")
+
+
+def _plan_jobs(ctx: Context, session: Session, row: TransformationRow, t: Transformation,
+               tasks: Sequence[TaskRow]) -> dt.datetime | None:
+    """Commit one Submitting job row per task: the intent precedes the submission.
+
+    Returns the end of the first pause when tasks wait for a paused site."""
+    if not tasks:
+        return None
+    files = task_files(session, [task.id for task in tasks])
+    paths = ctx.catalog.local_paths([lfn for fs in files.values() for lfn in fs])
+    side = _side_inputs(ctx, session, row, t)
+    uid = session.get(ProductionRow, row.production_id).uid
+    load = Counter(session.scalars(select(JobRow.site).where(JobRow.status.in_(
+        [JobStatusName.SUBMITTING.value, JobStatusName.SUBMITTED.value]))))
+    held = 0
+    for task in tasks:
+        site = choose_site(ctx, session, t, task, load)
+        if site is None:
+            held += 1
+            continue
+        load[site.name] += 1
+        task.attempts += 1
+        workdir = str(ctx.workroot / ctx.production.production / t.name
+                      / f"{task.index:06d}.{task.attempts}")
+        inputs = TaskInputs(task.index, files[task.id], task.run, task.group)
+        try:
+            name = job_name(ctx.production, uid, t, task.index, task.attempts)
+            spec = build_job(ctx.production, t, inputs, name, workdir, paths, side)
+        except (ValueError, KeyError) as exc:
+            collection.give_up(ctx, session, row, task, DATA, f"cannot build the job: {exc}")
+            continue
+        task.status = TaskStatus.SUBMITTED.value
+        session.add(JobRow(task_id=task.id, attempt=task.attempts, name=spec.name,
+                           site=site.name, workdir=workdir, spec=spec.to_dict()))
+    if not held:
+        return None
+    pauses = paused_sites(session)
+    return min(pauses[s.name] for s in allowed_sites(ctx, t) if s.name in pauses)
+
+
+def _send(ctx: Context, name: str, chunk: int) -> None:
+    """Hand Submitting jobs to their sites: reconnect by name first, then submit."""
+    with ctx.sessions() as session:
+        row = ctx.row(session, name)
+        by_site: dict[str, list[JobRow]] = defaultdict(list)
+        for job in session.scalars(chunk_jobs(row, chunk, JobStatusName.SUBMITTING)).all():
+            by_site[job.site].append(job)
+        for site, site_jobs in by_site.items():
+            backend = ctx.backend(site)
+            try:
+                known = backend.find([j.name for j in site_jobs])
+                fresh = [j for j in site_jobs if j.name not in known]
+                ids = {**known, **(backend.submit([_spec(j) for j in fresh]) if fresh else {})}
+            except BackendError as exc:
+                for job in site_jobs:
+                    collection.job_finished(ctx, session, row, job,
+                                            JobStatus(JobState.LOST, None, str(exc)))
+                session.commit()
+                continue
+            submitted_at = now()
+            for job in site_jobs:
+                job.backend_id, job.status, job.submitted_at = (
+                    ids[job.name], JobStatusName.SUBMITTED.value, submitted_at)
+            if fresh:
+                event(session, row, "submit", f"{len(fresh)} jobs submitted to {site}")
+            session.commit()
+
+
+def _side_inputs(ctx: Context, session: Session, row: TransformationRow,
+                 t: Transformation) -> dict[str, list[str]]:
+    """Local paths of the outputs of each side-input transformation, by placeholder."""
+    side: dict[str, list[str]] = {}
+    for placeholder, source in t.job.side_inputs.items():
+        lfns = sorted(lfn for outputs in session.scalars(
+            select(TaskRow.outputs).join(TransformationRow)
+            .where(TransformationRow.production_id == row.production_id,
+                   TransformationRow.name == source,
+                   TaskRow.status == TaskStatus.DONE.value)) for lfn in outputs)
+        paths = ctx.catalog.local_paths(lfns)
+        side[placeholder] = [paths[lfn] for lfn in lfns if lfn in paths]
+    return side
+
+
+def _spec(job: JobRow) -> JobSpec:
+    data = dict(job.spec)
+    return JobSpec(**{**data, "command": tuple(data["command"])})
