@@ -6,13 +6,15 @@ instance manages a chunk of batch jobs, never a single one.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from ctaoflow.backends import JobStatus
-from ctaoflow.engine import ChunkResult
+from ctaoflow.engine import ChunkResult, Engine
 from ctaoflow.ops import report
 from operators.hooks.production import ProductionHook
 from operators.triggers import JobsTrigger
@@ -73,7 +75,11 @@ class RunChunkOperator(ProductionOperator):
         engine.collect(self.transformation, self.chunk, statuses)
         return self._next(engine, engine.submit(self.transformation, self.chunk))
 
-    def _next(self, engine, result: ChunkResult) -> None:
+    def resume_held(self, context: Context, event: Any = None) -> None:
+        engine = self.hook().engine()
+        return self._next(engine, engine.submit(self.transformation, self.chunk))
+
+    def _next(self, engine: Engine, result: ChunkResult) -> None:
         if result.in_flight:
             jobs = sum(len(ids) for ids in result.in_flight.values())
             self.log.info("chunk %d: waiting for %d job(s) at %s", self.chunk, jobs,
@@ -81,6 +87,12 @@ class RunChunkOperator(ProductionOperator):
             self.defer(trigger=JobsTrigger(
                 sites={s: engine.sites[s].to_dict() for s in result.in_flight},
                 jobs=result.in_flight, poll_interval=self.poll_interval), method_name="resume")
+        if result.held_until:
+            self.log.warning("chunk %d: every site allowed to its tasks is paused; waiting "
+                             "until %s UTC", self.chunk, result.held_until)
+            self.defer(trigger=DateTimeTrigger(
+                moment=result.held_until.replace(tzinfo=dt.timezone.utc)),
+                method_name="resume_held")
         self.log.info("chunk %d: %d task(s) done, %d failed", self.chunk, result.done,
                       len(result.failed))
         for line in result.failed:

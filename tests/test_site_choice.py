@@ -14,6 +14,7 @@ from ctaoflow.catalog.base import OutputFile
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.engine import Engine
 from ctaoflow.engine.ledger import EventRow, JobRow, SiteRow
+from ctaoflow.ops import report
 from ctaoflow.spec.model import Production
 from tests.engine_driver import engine_for
 from tests.test_simulated_backend import Clock
@@ -70,6 +71,25 @@ def test_a_paused_site_gets_no_new_jobs(home, monkeypatch) -> None:
         session.add(SiteRow(name="A", paused_until=dt.datetime.utcnow() + dt.timedelta(hours=1)))
     engine.submit("t", engine.prepare("t")[0])
     assert _sites(engine) == {"B": 4}
+
+
+def test_work_waits_while_every_allowed_site_is_paused(home, monkeypatch) -> None:
+    engine = _setup(home, monkeypatch, {"A": 10, "B": 10})
+    _register(engine, home, "A-DISK", 3, 0)
+    engine.sync()
+    until = {"A": dt.datetime.utcnow() + dt.timedelta(hours=2),
+             "B": dt.datetime.utcnow() + dt.timedelta(hours=1)}
+    with engine.sessions.begin() as session:
+        session.add_all(SiteRow(name=n, paused_until=t, reason="test") for n, t in until.items())
+    result = engine.submit("t", engine.prepare("t")[0])
+    assert _sites(engine) == {}
+    assert result.in_flight == {} and result.held_until == until["B"]
+    text = report.as_text(report.build(engine.production))
+    assert "3 task(s) wait: every site allowed to them is paused" in text
+    with engine.sessions.begin() as session:  # B's pause ends: the work goes there
+        session.get(SiteRow, "B").paused_until = dt.datetime.utcnow() - dt.timedelta(seconds=1)
+    result = engine.submit("t", 0)
+    assert result.held_until is None and _sites(engine) == {"B": 3}
 
 
 def test_a_paused_sites_queued_work_moves_elsewhere(home) -> None:

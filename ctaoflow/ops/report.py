@@ -9,12 +9,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from ctaoflow.engine import summarize
 from ctaoflow.engine.ledger import (FileRow, JobRow, ProductionRow, SiteRow, TaskRow,
-                             TransformationRow, session_factory)
+                                    TransformationRow, now, session_factory)
 from ctaoflow.spec.model import Production
 
 FILE_COLUMNS = ("Unused", "Assigned", "Processed", "Problematic", "MaxReset")
@@ -65,7 +65,8 @@ class Report:
     failures: Counter = field(default_factory=Counter)  # (site, class) -> failed jobs
     errors: list[ErrorGroup] = field(default_factory=list)
     needs_a_person: dict[str, dict[str, int]] = field(default_factory=dict)
-    paused_sites: dict[str, str] = field(default_factory=dict)
+    paused_sites: dict[str, str] = field(default_factory=dict)  # paused now: why, until when
+    held: dict[str, int] = field(default_factory=dict)  # tasks waiting for a paused site
     spec_path: str = "PRODUCTION.yaml"
 
 
@@ -106,7 +107,16 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                 FileRow.status.in_(["Problematic", "MaxReset"]))))
             if stuck:
                 report.needs_a_person[name] = dict(stuck)
-        report.paused_sites = {s.name: s.reason for s in session.scalars(select(SiteRow))}
+        paused = session.scalars(select(SiteRow).where(SiteRow.paused_until > now())).all()
+        report.paused_sites = {s.name: f"{s.reason} (until {s.paused_until:%Y-%m-%d %H:%M} UTC)"
+                               for s in paused}
+        for row_id, name in rows.items():
+            t = production.transformation(name)
+            if set(t.sites or production.defaults.sites) <= set(report.paused_sites):
+                waiting = session.scalar(select(func.count()).where(
+                    TaskRow.transformation_id == row_id, TaskRow.status == "Created"))
+                if waiting:
+                    report.held[name] = waiting
     return report
 
 
@@ -135,6 +145,8 @@ def as_text(report: Report) -> str:
                       f"    to retry them: {_reset_command(report, name)}"]
     if report.paused_sites:
         lines += ["", "Paused sites:"] + [f"  {s}: {why}" for s, why in report.paused_sites.items()]
+    lines += [f"  {name}: {n} task(s) wait: every site allowed to them is paused"
+              for name, n in report.held.items()]
     return "\n".join(lines)
 
 
