@@ -1,0 +1,76 @@
+"""Wording and placing of spec errors: one line each, ``file:line:col: key.path: what is
+wrong; what to write``, and the phrases the messages share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ctaoflow.spec.yamlio import Document, KeyPath, Position
+
+MISSING = object()  # a value the data does not have
+
+
+@dataclass
+class ErrorReport:
+    """Error lines of one file, placed with the document's positions."""
+
+    file: str
+    document: Document = field(default_factory=lambda: Document(None))
+    entries: list[tuple[Position, str]] = field(default_factory=list)
+
+    def add(self, path: KeyPath, message: str, of_key: bool = True) -> None:
+        self.at(self.document.position(path, of_key), path, message)
+
+    def at(self, position: Position, path: KeyPath, message: str) -> None:
+        where = ".".join(str(p) for p in path) or "(document)"
+        line = f"{self.file}:{position[0]}:{position[1]}: {where}: {' '.join(message.split())}"
+        self.entries.append((position, line))
+
+    def lines(self) -> list[str]:
+        return list(dict.fromkeys(line for _, line in sorted(self.entries)))
+
+
+
+def did_you_mean(word: str, candidates: Iterable[str], form: str = "'{}'") -> str | None:
+    candidates = list(candidates)
+    lowered = {c.lower(): c for c in candidates}
+    match = lowered.get(word.lower()) or next(
+        (c for c in candidates if len(word) >= 3 and c.startswith(word)), None)
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    match = match or (close[0] if close else None)
+    return f"did you mean {form.format(match)}?" if match else None
+
+
+def is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, dt.date))
+
+
+def quote(value: Any) -> str:
+    if isinstance(value, bool):
+        return "quote it: YAML reads unquoted yes/no/on/off/true/false as a boolean"
+    return f"quote it: '{short(value)}'"
+
+
+def describe(value: Any) -> str:
+    if value is None or value is MISSING:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text '{short(value)}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__} ({short(value)})"
+
+
+def short(value: Any, limit: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

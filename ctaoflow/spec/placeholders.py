@@ -1,0 +1,143 @@
+"""Placeholder rules of a spec: the ``{name:format}`` fields of commands, output names
+and the LFN base, and the names that parameters, side inputs and outputs give them."""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Any, Callable
+
+from ctaoflow.spec.chaining import static_output_metadata
+from ctaoflow.spec.messages import describe, did_you_mean
+from ctaoflow.spec.model import Production, Transformation
+from ctaoflow.spec.yamlio import KeyPath
+
+RESERVED = ("inputs", "input", "task", "run", "group", "production", "transformation")
+
+
+class PlaceholderChecks:
+    """The placeholder half of ``Semantics`` (which provides ``production``, ``error``
+    and ``is_sound``)."""
+
+    production: Production
+    error: Callable[..., None]
+    is_sound: Callable[[str], bool]
+
+    def check_placeholder_names(self, base: KeyPath, t: Transformation) -> None:
+        """Parameters, side inputs and output keys name placeholders: no clashes."""
+        seen: dict[str, str] = {}
+        named = [(base + ("outputs", j, "key"), o.key, "output key")
+                 for j, o in enumerate(t.outputs)]
+        named += [(base + ("job", "side_inputs", n), n, "side input") for n in t.job.side_inputs]
+        named += [(base + ("job", "parameters", n), n, "parameter") for n in t.job.parameters]
+        for path, name, what in named:
+            if name in RESERVED:
+                self.error(path, f"{what} '{name}' hides the built-in placeholder {{{name}}}; "
+                                 "rename it", True)
+            elif name in seen and not (what == seen[name] == "output key"):
+                self.error(path, f"{what} '{name}' clashes with the {seen[name]} of the "
+                                 "same name; rename one of them", True)
+            seen.setdefault(name, what)
+
+    def fields(self, t: Transformation) -> dict[str, Any]:
+        """Placeholders of every pattern of ``t``, with a sample value for format specs."""
+        samples: dict[str, Any] = {"production": self.production.production,
+                                   "transformation": t.name, "task": 0}
+        if t.type == "mc_simulation" or (t.grouping.plugin == "by_metadata"
+                                         and t.grouping.key == "run"):
+            samples["run"] = 1
+        if t.grouping.plugin == "by_metadata" and t.type != "mc_simulation":
+            samples["group"] = "value"
+        return {**samples, **t.job.parameters}
+
+    def check_command(self, base: KeyPath, t: Transformation) -> None:
+        known = self.fields(t)
+        known.update({o.key: "out.h5" for o in t.outputs})
+        known.update({name: "side.h5" for name in t.job.side_inputs})
+        if t.type != "mc_simulation":
+            known.update(inputs="in.h5", input="in.h5")
+        for j, arg in enumerate(t.job.command):
+            path = base + ("job", "command", j)
+            if t.type == "mc_simulation" and {"inputs", "input"} & names_in(arg):
+                self.error(path, "an mc_simulation has no input files; remove {inputs} and "
+                                 "{input} (use {run} for the run number)")
+                continue
+            names = self.check_pattern(path, arg, known)
+            if "inputs" in names and arg != "{inputs}":
+                self.error(path, f"{{inputs}} expands to one argument per input file and must "
+                                 f"stand alone; write it as its own item instead of {arg!r}")
+
+    def check_output_names(self, base: KeyPath, t: Transformation) -> None:
+        sound = self.is_sound(t.name)
+        for j, output in enumerate(t.outputs):
+            path = base + ("outputs", j, "name")
+            known = ({**static_output_metadata(self.production, t, output), **self.fields(t)}
+                     if sound else None)
+            names = self.check_pattern(path, output.name, known)
+            if "/" in output.name:
+                self.error(path, "an output name is a file name, not a path; remove the '/'")
+            elif not self.unique_per_task(t, names):
+                self.error(path, f"every task would write the same file name {output.name!r}; "
+                                 "add {task}, e.g. '{transformation}_{task:06d}.h5'")
+
+    @staticmethod
+    def unique_per_task(t: Transformation, names: set[str]) -> bool:
+        if "task" in names or (t.grouping.plugin == "all" and t.type != "mc_simulation"):
+            return True
+        if t.type == "mc_simulation":
+            return "run" in names
+        return (t.grouping.plugin == "by_metadata" and "group_size" not in
+                t.grouping.model_fields_set and bool(names & {"group", t.grouping.key or ""}))
+
+    def check_pattern(self, path: KeyPath, text: str, known: dict[str, Any] | None) -> set[str]:
+        """Report bad placeholders in ``text`` (unknown ones only if ``known``)."""
+        try:
+            parts = list(string.Formatter().parse(text))
+        except ValueError:
+            self.error(path, f"unbalanced brace in {text!r}; write '{{{{' or '}}}}' for a "
+                             "literal brace")
+            return set()
+        names: set[str] = set()
+        for _, name, spec, conversion in parts:
+            if name is None:
+                continue
+            problem = _placeholder_problem(name, spec or "", conversion, known)
+            if problem:
+                self.error(path, problem)
+            names.add(name)
+        return names
+
+
+def _placeholder_problem(name: str, spec: str, conversion: str | None,
+                         known: dict[str, Any] | None) -> str | None:
+    if not name:
+        return "empty placeholder {}; write a name inside, e.g. {task}"
+    if not re.fullmatch(r"[^.\[\]]+", name):
+        return f"placeholder {{{name}}} uses attribute or item access; write a plain name"
+    if conversion not in (None, "s"):
+        return f"placeholder {{{name}!{conversion}}}: only !s is supported; remove '!{conversion}'"
+    if "{" in spec:
+        return f"placeholder {{{name}:{spec}}} nests a placeholder in its format; remove it"
+    if known is None:
+        return None
+    if name not in known:
+        hint = did_you_mean(name, sorted(known), "{{{}}}")
+        listed = ", ".join(f"{{{k}}}" for k in sorted(known))
+        message = f"unknown placeholder {{{name}}}; {hint or 'known: ' + listed}"
+        if not name.isidentifier():  # e.g. a shell's ${#1}
+            message += f"; for a literal brace write {{{{{name}}}}}"
+        return message
+    try:
+        format(known[name], spec)
+    except (ValueError, TypeError):
+        return (f"format ':{spec}' does not fit {{{name}}} ({describe(known[name])}); "
+                "fix or remove the format")
+    return None
+
+
+def names_in(text: str) -> set[str]:
+    """The placeholder names of ``text`` (none when its braces are unbalanced)."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    except ValueError:
+        return set()
