@@ -1,59 +1,38 @@
-"""Production spec -> Airflow DAG: one task group per transformation.
+"""Production spec -> Airflow DAG: the layout of ``ctaoflow.spec.layout`` instantiated.
 
-Each group is ``prepare >> run (mapped over chunks, deferrable) >> finalize``; a
-child's group follows its parents' groups. The DAG depends only on the spec, so two
-parses give the same DAG and Airflow's DAG versioning sees no change.
+``ctaoflow render`` writes the same layout out as Python, so the two never differ.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
-from airflow.sdk import DAG, TaskGroup, TriggerRule
+from airflow.sdk import DAG, BaseOperator, TaskGroup
 
-from ctaoflow.spec.graph import topological_order
+from ctaoflow.spec.layout import START_DATE, layout
 from ctaoflow.spec.model import Production
-from operators.production import (FinalizeTransformationOperator,
-                                  PrepareTransformationOperator, ProductionReportOperator,
-                                  RunChunkOperator, SyncProductionOperator)
-
-START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=10)}
-# a chunk re-run reconnects to its jobs and resubmits nothing, so it may retry at once
-CHUNK_RETRIES = {"retries": 5, "retry_delay": dt.timedelta(seconds=2)}
+from operators import production as operators
 
 
 def build_dag(production: Production, spec_path: str | Path) -> DAG:
     """The DAG of ``production``; its operators re-read ``spec_path`` when they run."""
-    spec = str(Path(spec_path).resolve())
-    with DAG(dag_id=production.production, schedule=production.schedule,
-             start_date=START_DATE, catchup=False, max_active_runs=1,
-             default_args=DEFAULT_ARGS, tags=["ctaoflow", *production.tags],
-             description=production.description or None,
-             doc_md=f"ctaoflow production from `{Path(spec_path).name}`") as dag:
-        sync = SyncProductionOperator(task_id="sync", spec_path=spec)
-        report = ProductionReportOperator(task_id="report", spec_path=spec,
-                                          trigger_rule=TriggerRule.ALL_DONE)
-        groups: dict[str, TaskGroup] = {}
-        for t in topological_order(production):
-            with TaskGroup(group_id=t.name, tooltip=f"{t.type}: {t.description}") as group:
-                prepare = PrepareTransformationOperator(task_id="prepare", spec_path=spec,
-                                                        transformation=t.name)
-                run = RunChunkOperator.partial(
-                    task_id="run", spec_path=spec, transformation=t.name, **CHUNK_RETRIES,
-                    poll_interval=production.defaults.poll_interval).expand(chunk=prepare.output)
-                finalize = FinalizeTransformationOperator(task_id="finalize", spec_path=spec,
-                                                          transformation=t.name,
-                                                          trigger_rule=TriggerRule.ALL_DONE)
-                prepare >> run >> finalize
-            for parent in t.all_parents:
-                groups[parent] >> group
-            if not t.all_parents:
-                sync >> group
-            groups[t.name] = group
-        children = {p for t in production.transformations for p in t.all_parents}
-        [groups[name] for name in groups if name not in children] >> report
+    plan = layout(production, str(Path(spec_path).resolve()))
+    with DAG(**plan.dag) as dag:
+        groups = {name: TaskGroup(group_id=name, tooltip=tooltip)
+                  for name, tooltip in plan.groups.items()}
+        tasks: dict[str, BaseOperator] = {}
+        for step in plan.steps:
+            operator = getattr(operators, step.operator)
+            kwargs = {"task_id": step.task_id, "task_group": groups.get(step.group),
+                      **step.kwargs}
+            if step.expand:
+                argument, source = step.expand
+                tasks[step.full_id] = operator.partial(**kwargs).expand(
+                    **{argument: tasks[source].output})
+            else:
+                tasks[step.full_id] = operator(**kwargs)
+        for upstream, downstream in plan.edges:
+            tasks[upstream] >> tasks[downstream]
     return dag
 
 

@@ -1,14 +1,18 @@
 """``ctaoflow render``: a production's DAG as a standalone Python module.
 
-The module spells out the DAG that ``dags/productions.py`` builds (same ids, same
-dependencies, same operators) for sites that prefer static DAG files.
+The module spells out the layout of ``ctaoflow.spec.layout``, the same one
+``dags/productions.py`` instantiates (same ids, dependencies, operators and arguments),
+for sites that prefer static DAG files.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
+from typing import Any
 
-from ctaoflow.spec.graph import topological_order
+from ctaoflow.spec.layout import Layout, layout
 from ctaoflow.spec.model import Production
 
 _HEAD = '''"""DAG of production {name!r}, rendered by `ctaoflow render` from {source}.
@@ -16,55 +20,81 @@ _HEAD = '''"""DAG of production {name!r}, rendered by `ctaoflow render` from {so
 Regenerate after editing the YAML; the operators read the spec file when they run.
 """
 
-from airflow.sdk import DAG, TaskGroup, TriggerRule
+import datetime as dt
 
-from operators.dag_builder import CHUNK_RETRIES, DEFAULT_ARGS, START_DATE
-from operators.production import (FinalizeTransformationOperator,
-                                  PrepareTransformationOperator, ProductionReportOperator,
-                                  RunChunkOperator, SyncProductionOperator)
+from airflow.sdk import DAG, TaskGroup
+
+from operators.production import (
+{operators})
 
 SPEC = {spec!r}
 
-with DAG(dag_id={name!r}, schedule={schedule!r}, start_date=START_DATE, catchup=False,
-         max_active_runs=1, default_args=DEFAULT_ARGS, tags={tags!r},
-         description={description!r},
-         doc_md={doc!r}) as dag:
-    sync = SyncProductionOperator(task_id="sync", spec_path=SPEC)
-    report = ProductionReportOperator(task_id="report", spec_path=SPEC,
-                                      trigger_rule=TriggerRule.ALL_DONE)
-'''
-
-_GROUP = '''
-    with TaskGroup(group_id={name!r}, tooltip={tooltip!r}) as {var}:
-        prepare = PrepareTransformationOperator(task_id="prepare", spec_path=SPEC,
-                                                transformation={name!r})
-        run = RunChunkOperator.partial(task_id="run", spec_path=SPEC, transformation={name!r},
-                                       **CHUNK_RETRIES, poll_interval={poll!r}).expand(
-            chunk=prepare.output)
-        finalize = FinalizeTransformationOperator(task_id="finalize", spec_path=SPEC,
-                                                  transformation={name!r},
-                                                  trigger_rule=TriggerRule.ALL_DONE)
-        prepare >> run >> finalize
 '''
 
 
 def render(production: Production, spec_path: Path) -> str:
     """Python source of the production's DAG."""
-    order = topological_order(production)
-    var = {t.name: f"g_{t.name.replace('-', '_')}" for t in order}
-    parts = [_HEAD.format(name=production.production, source=spec_path.name,
-                          spec=str(spec_path.resolve()), schedule=production.schedule,
-                          tags=["ctaoflow", *production.tags],
-                          description=production.description or None,
-                          doc=f"ctaoflow production from `{spec_path.name}`")]
-    for t in order:
-        parts.append(_GROUP.format(name=t.name, var=var[t.name], tooltip=f"{t.type}: {t.description}",
-                                   poll=production.defaults.poll_interval))
-        for parent in t.all_parents:
-            parts.append(f"    {var[parent]} >> {var[t.name]}\n")
-        if not t.all_parents:
-            parts.append(f"    sync >> {var[t.name]}\n")
-    children = {p for t in order for p in t.all_parents}
-    leaves = ", ".join(var[t.name] for t in order if t.name not in children)
-    parts.append(f"    [{leaves}] >> report\n")
-    return "".join(parts)
+    spec = str(spec_path.resolve())
+    plan = layout(production, spec)
+    names = _variables(plan)
+    operators = sorted({step.operator for step in plan.steps})
+    lines = [_HEAD.format(name=production.production, source=spec_path.name, spec=spec,
+                          operators=",\n".join(f"    {o}" for o in operators)).rstrip("\n"),
+             "", _call("", "with DAG", _arguments(plan.dag, spec), " as dag:")]
+    group = None
+    for step in plan.steps:
+        if step.group != group and step.group is not None:
+            lines.append(_call("    ", "with TaskGroup", [
+                f"group_id={step.group!r}", f"tooltip={plan.groups[step.group]!r}"], ":"))
+        group = step.group
+        indent = "        " if group else "    "
+        arguments = _arguments({"task_id": step.task_id, **step.kwargs}, spec)
+        head = f"{names[step.full_id]} = {step.operator}"
+        if step.expand:
+            argument, source = step.expand
+            lines.append(_call(indent, head + ".partial", arguments,
+                               f".expand({argument}={names[source]}.output)"))
+        else:
+            lines.append(_call(indent, head, arguments))
+    lines += [f"    {names[up]} >> {names[down]}" for up, down in plan.edges]
+    return "\n".join(lines) + "\n"
+
+
+def _variables(plan: Layout) -> dict[str, str]:
+    """A distinct Python name per task id."""
+    names: dict[str, str] = {}
+    for step in plan.steps:
+        base = re.sub(r"\W", "_", step.full_id.replace(".", "__"))
+        name, n = base, 1
+        while name in names.values():
+            n += 1
+            name = f"{base}_{n}"
+        names[step.full_id] = name
+    return names
+
+
+def _call(indent: str, head: str, arguments: list[str], tail: str = "") -> str:
+    """``head(arguments)tail`` on one line, or one argument per line when too long."""
+    line = f"{indent}{head}({', '.join(arguments)}){tail}"
+    if len(line) <= 92:
+        return line
+    hanging = " " * (8 if head.startswith("with ") else 4)  # a with-block's body is at 4
+    inner = ",\n".join(f"{indent}{hanging}{a}" for a in arguments)
+    return f"{indent}{head}(\n{inner}){tail}"
+
+
+def _arguments(kwargs: dict[str, Any], spec: str) -> list[str]:
+    return [f"{k}={'SPEC' if v == spec else _source(v)}" for k, v in kwargs.items()]
+
+
+def _source(value: Any) -> str:
+    """Python source that evaluates to ``value``."""
+    if isinstance(value, dt.timedelta):
+        return f"dt.timedelta(seconds={value.total_seconds():g})"
+    if isinstance(value, dt.datetime):
+        return f"dt.datetime.fromisoformat({value.isoformat()!r})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_source(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_source(v) for v in value) + "]"
+    return repr(value)
