@@ -41,3 +41,20 @@ def test_every_core_package_says_what_it_holds_and_may_import() -> None:
     for package in MAY_NOT_IMPORT:
         doc = ast.get_docstring(ast.parse((CORE / package / "__init__.py").read_text()))
         assert doc and ("May import" in doc), package
+
+
+def test_the_readme_names_jobs_as_the_code_does() -> None:
+    from ctaoflow.engine.jobs import job_name
+    from ctaoflow.spec.model import Production
+
+    readme = (CORE.parent / "README.md").read_text()
+    documented = "<production>-<uid>.<transformation>.<task:06d>.<attempt>"
+    assert f"(`{documented}`" in readme
+    production = Production.model_validate({
+        "production": "prod", "transformations": [{
+            "name": "t", "input": {"query": {"a": 1}}, "job": {"command": ["true"]},
+            "outputs": [{"name": "{task}"}]}]})
+    expected = (documented.replace("<production>", "prod").replace("<uid>", "u1")
+                .replace("<transformation>", "t").replace("<task:06d>", "000042")
+                .replace("<attempt>", "3"))
+    assert job_name(production, "u1", production.transformations[0], 42, 3) == expected
