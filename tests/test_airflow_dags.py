@@ -23,7 +23,7 @@ from ctaoflow import settings
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.engine.ledger import FileRow, JobRow, session_factory
+from ctaoflow.engine.ledger import FileRow, JobRow, SiteRow, session_factory
 from ctaoflow.spec.query import Query
 from ctaoflow.spec.validation import load_production
 from tests.engine_driver import DATA
@@ -89,6 +89,19 @@ def test_failing_jobs_fail_their_chunk_and_release_files(airflow_db, home, produ
         assert {(f.status, f.error_count) for f in gamma} == {("Unused", 1)}
         assert {f.status for f in files if f.meta["particle"] == "proton"} == {"Processed"}
         assert len(session.scalars(select(JobRow).where(JobRow.exit_code == 3)).all()) == 2
+
+
+def test_a_chunk_waits_for_its_paused_site_then_runs(airflow_db, home, productions) -> None:
+    productions(DATA / "failing.yaml")
+    register_demo_inputs(EmbeddedCatalog(settings.home() / "catalog"), gamma=0, proton=5)
+    until = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=15)
+    with session_factory().begin() as session:
+        session.add(SiteRow(name="local", paused_until=until, reason="test"))
+    run = bagged("failing").test()
+    assert run.state == "success"
+    with session_factory()() as session:
+        jobs = session.scalars(select(JobRow)).all()
+    assert len(jobs) == 1 and jobs[0].status == "Done" and jobs[0].submitted_at >= until
 
 
 KILLED_RUN = textwrap.dedent("""
