@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 from sqlalchemy import func, select
