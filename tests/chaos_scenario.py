@@ -66,16 +66,17 @@ def sites_file(path: Path, slurm_queue: str, local_spool: Path) -> Path:
 
 @dataclass
 class Measured:
-    """A production's jobs, tasks and files as its ledger records them."""
+    """A production's jobs, tasks and files as its ledger records them: failed jobs by
+    class; tasks done after a failure, by the class of their first failure; tasks failed
+    for good, by the class that ended them; successful jobs beyond one per task; files by
+    status."""
 
     jobs: int = 0
-    failures: dict[str, int] = field(default_factory=dict)  # failed jobs by class
-    recovered: dict[str, int] = field(default_factory=dict)  # tasks done after a failure,
-    # by the class of their first failure
-    left_failed: dict[str, int] = field(default_factory=dict)  # tasks failed for good, by
-    # the class that ended them
-    duplicated_jobs: int = 0  # successful jobs beyond one per task
-    files: dict[str, int] = field(default_factory=dict)  # files by status
+    failures: dict[str, int] = field(default_factory=dict)
+    recovered: dict[str, int] = field(default_factory=dict)
+    left_failed: dict[str, int] = field(default_factory=dict)
+    duplicated_jobs: int = 0
+    files: dict[str, int] = field(default_factory=dict)
 
     @property
     def lost_files(self) -> int:
@@ -110,7 +111,7 @@ def measure(sessions: sessionmaker[Session], name: str) -> Measured:
         recovered=dict(Counter(c for t, c in first_failure.items()
                                if tasks[t].status == "Done")),
         left_failed=dict(Counter(t.message.partition(":")[0] for t in tasks.values()
-                                 if t.status == "Failed")),  # "<class>: <why>"
+                                 if t.status == "Failed")),  # message "<class>: <why>"
         duplicated_jobs=sum(n - 1 for n in done.values()))
 
 
