@@ -15,16 +15,17 @@ from pathlib import Path
 
 import yaml
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from ctaoflow.ops import report
 from ctaoflow.ops.audit import audit
 from ctaoflow.backends import make_backend
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
-from ctaoflow.sites import load_sites
-from ctaoflow.spec.model import Production
 from ctaoflow.engine.ledger import (FileRow, JobRow, ProductionRow, TaskRow, TransformationRow,
                              session_factory)
+from ctaoflow.sites import load_sites
+from ctaoflow.spec.model import Production
 
 JOB = Path(__file__).parent / "data" / "chaos" / "job.sh"
 
@@ -64,14 +65,62 @@ def sites_file(path: Path, slurm_queue: str, local_spool: Path) -> Path:
 
 
 @dataclass
+class Measured:
+    """A production's jobs, tasks and files as its ledger records them: failed jobs by
+    class; tasks done after a failure, by the class of their first failure; tasks failed
+    for good, by the class that ended them; successful jobs beyond one per task; files by
+    status."""
+
+    jobs: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    recovered: dict[str, int] = field(default_factory=dict)
+    left_failed: dict[str, int] = field(default_factory=dict)
+    duplicated_jobs: int = 0
+    files: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lost_files(self) -> int:
+        """Files neither processed nor set aside: what a finished production must not have."""
+        return self.files.get("Unused", 0) + self.files.get("Assigned", 0)
+
+    @property
+    def left_for_a_person(self) -> int:
+        return self.files.get("Problematic", 0) + self.files.get("MaxReset", 0)
+
+
+def measure(sessions: sessionmaker[Session], name: str) -> Measured:
+    """Count production ``name``'s jobs, recoveries, duplicates and files in the ledger."""
+    ours = (select(TransformationRow.id).join(ProductionRow)
+            .where(ProductionRow.name == name).scalar_subquery())
+    with sessions() as session:
+        tasks = {t.id: t for t in session.scalars(
+            select(TaskRow).where(TaskRow.transformation_id.in_(ours)))}
+        jobs = session.scalars(select(JobRow).where(JobRow.task_id.in_(list(tasks)))
+                               .order_by(JobRow.id)).all()
+        files = dict(session.execute(
+            select(FileRow.status, func.count()).where(FileRow.transformation_id.in_(ours))
+            .group_by(FileRow.status)).all())
+    first_failure: dict[int, str] = {}
+    for job in jobs:
+        if job.failure_class:
+            first_failure.setdefault(job.task_id, job.failure_class)
+    done = Counter(job.task_id for job in jobs if job.status == "Done")
+    return Measured(
+        jobs=len(jobs), files=files,
+        failures=dict(Counter(job.failure_class for job in jobs if job.failure_class)),
+        recovered=dict(Counter(c for t, c in first_failure.items()
+                               if tasks[t].status == "Done")),
+        left_failed=dict(Counter(t.message.partition(":")[0] for t in tasks.values()
+                                 if t.status == "Failed")),  # message "<class>: <why>"
+        duplicated_jobs=sum(n - 1 for n in done.values()))
+
+
+@dataclass
 class Outcome:
     state: str
     seconds: float
     kills: list[str] = field(default_factory=list)
-    jobs: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    files: dict[str, int] = field(default_factory=dict)
-    duplicated_jobs: int = 0
+    ledger: Measured = field(default_factory=Measured)
     audit: list[str] = field(default_factory=list)
     report: object = None
 
@@ -108,19 +157,8 @@ def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1)
         kills.append(f"{victim}@{elapsed:.0f}s")
 
     state = cluster.wait_run(name, run_id, timeout=1200, during=inject)
-    outcome = Outcome(state=state, seconds=time.monotonic() - started, kills=kills)
-    ours = (select(TransformationRow.id).join(ProductionRow)
-            .where(ProductionRow.name == name).scalar_subquery())
-    with sessions() as session:
-        jobs = session.scalars(select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
-                               .where(TaskRow.transformation_id.in_(ours))).all()
-        outcome.jobs = len(jobs)
-        outcome.failures = dict(Counter(j.failure_class for j in jobs if j.failure_class))
-        outcome.files = dict(session.execute(
-            select(FileRow.status, func.count()).where(FileRow.transformation_id.in_(ours))
-            .group_by(FileRow.status)).all())
-        done_per_task = Counter(j.task_id for j in jobs if j.status == "Done")
-        outcome.duplicated_jobs = sum(n - 1 for n in done_per_task.values())
+    outcome = Outcome(state=state, seconds=time.monotonic() - started, kills=kills,
+                      ledger=measure(sessions, name))
     production_spec = Production.model_validate(spec)
     outcome.audit = audit(production_spec, EmbeddedCatalog(home / "catalog"),
                           load_sites(cluster.env["CTAOFLOW_SITES"]), make_backend, sessions)

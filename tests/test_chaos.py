@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos_scenario import run, sites_file
+from ctaoflow.demo.inputs import register_demo_inputs
+from tests.chaos_scenario import measure, production, run, sites_file
+from tests.engine_driver import engine_for, run_all
 
 JOBS = 300
 
@@ -26,13 +28,33 @@ def test_production_completes_through_faults_and_kills(airflow_cluster, slurm_cl
     permanent = JOBS // 10  # runs ending in 5: the payload always fails
     process_files = {"Processed": JOBS - permanent, "Problematic": permanent}
     merge_files = {"Processed": JOBS - permanent}  # the merge reads every DL1 output
-    assert outcome.files == {k: process_files.get(k, 0) + merge_files.get(k, 0)
-                             for k in ("Processed", "Problematic")}, outcome
-    assert outcome.duplicated_jobs == 0
-    assert set(outcome.failures) == {"infrastructure", "data", "application"}, outcome
+    ledger = outcome.ledger
+    assert ledger.files == {k: process_files.get(k, 0) + merge_files.get(k, 0)
+                            for k in ("Processed", "Problematic")}, outcome
+    assert ledger.duplicated_jobs == 0
+    assert set(ledger.failures) == {"infrastructure", "data", "application"}, outcome
+    assert ledger.left_failed == {"application": permanent}, outcome
+    assert sum(ledger.recovered.values()) >= JOBS // 2, outcome  # every transient fault
     assert outcome.audit == []
     report = outcome.report
     assert report.needs_a_person == {"process": {"Problematic": permanent}}
     errors = {(e.failure_class, e.signature): e.count for e in report.errors}
     assert errors[("application", "ValueError: no events survived the cuts")] == 2 * permanent
 
+
+def test_the_ledger_counts_what_the_faults_did(home: Path) -> None:
+    """The chaos production on ten runs, one of each fault kind, without Airflow: run
+    numbers ending in 0-1 are killed once, 2-3 unreadable once, 4 fails once, 5 always."""
+    spec = production(10, faults=True)
+    spec["defaults"]["sites"] = ["local"]
+    engine = engine_for(spec)
+    register_demo_inputs(engine.catalog, gamma=10, proton=0, first_run=10000)
+    run_all(engine)
+    measured = measure(engine.sessions, "chaos")
+    assert measured.failures == {"infrastructure": 2, "data": 2, "application": 3}
+    assert measured.recovered == {"infrastructure": 2, "data": 2, "application": 1}
+    assert measured.left_failed == {"application": 1}
+    assert measured.jobs == 10 + 6 + 1  # first attempts, retries, one merge of nine files
+    assert measured.duplicated_jobs == measured.lost_files == 0
+    assert measured.files == {"Processed": 9 + 9, "Problematic": 1}
+    assert measured.left_for_a_person == 1

@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from ctaoflow.backends import JobSpec
+from ctaoflow.backends.local import LocalBackend
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
 from ctaoflow.engine.ledger import FileRow, JobRow, TaskRow
@@ -144,10 +147,20 @@ def test_killed_after_submission_reconnects_without_a_duplicate(home: Path) -> N
     assert crashed.returncode == -9
     with engine.sessions() as session:
         assert [j.status for j in session.scalars(select(JobRow))] == ["Submitting"] * 2
+    sent: list[str] = []
+
+    class SubmitSpy(LocalBackend):
+        def submit(self, jobs: Sequence[JobSpec]) -> dict[str, str]:
+            sent.extend(job.name for job in jobs)
+            return super().submit(jobs)
+
+    engine.backend_for = SubmitSpy
     run_chunk(engine, "process_gamma", chunk)
+    assert sent == []  # found by name at the site, not submitted a second time
     with engine.sessions() as session:
         jobs = session.scalars(select(JobRow)).all()
         assert [(j.status, j.attempt) for j in jobs] == [("Done", 1)] * 2
+        assert [j.backend_id for j in jobs] == [j.name for j in jobs]  # the ids the site held
     spool = Path(os.environ["CTAOFLOW_HOME"]) / "local-batch" / "jobs"
     assert sorted(p.name for p in spool.iterdir()) == [j.name for j in jobs]
 

@@ -49,3 +49,11 @@ def test_all_is_one_group_at_flush() -> None:
 def test_plugin_is_deterministic() -> None:
     group = plugin(Grouping(plugin="standard", group_size=4))
     assert lfns(group(files(30), True)) == lfns(group(files(30), True))
+
+
+def test_by_size_gives_a_big_file_a_task_of_its_own() -> None:
+    small = [CatalogFile(f"/{name}", int(4e8), {}, ("A",)) for name in "ac"]
+    big = CatalogFile("/b", int(5e9), {}, ("A",))
+    mixed = sorted([*small, big], key=lambda f: f.lfn)
+    assert lfns(by_size(mixed, 1.0, None, flush=False)) == [["/b"]]
+    assert lfns(by_size(mixed, 1.0, None, flush=True)) == [["/b"], ["/a", "/c"]]

@@ -4,6 +4,7 @@ Manifests are checked with ``kubernetes-validate`` (strict). The create / list /
 delete paths go through the official ``kubernetes`` client to kmock's in-memory API
 emulator, run in a background thread; the emulator runs no controllers, so the tests
 write Job status and create pods themselves, as the Job controller and kubelet would.
+kmock ignores label selectors; the emulator here applies them as the API server does.
 """
 
 from __future__ import annotations
@@ -46,12 +47,21 @@ _namespaces = itertools.count()
 
 
 class UidEmulator(kmock.KubernetesEmulator):
-    """kmock's emulator, plus the uid a real API server gives every object it creates."""
+    """kmock's emulator, plus what a real API server does and kmock does not: a uid for
+    every object it creates, and lists filtered by an equality label selector."""
 
     async def _handle(self, request: kmock.Request) -> Any:
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             request.data.setdefault("metadata", {}).setdefault("uid", str(uuid.uuid4()))
         return await super()._handle(request)
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        listed = await super()._serve_list(request)
+        wanted = dict(term.split("=", 1) for term in
+                      filter(None, request.params.get("labelSelector", "").split(",")))
+        listed["items"] = [item for item in listed["items"]
+                           if wanted.items() <= (item["metadata"].get("labels") or {}).items()]
+        return listed
 
 
 class Emulator:
@@ -278,6 +288,17 @@ def test_resubmission_and_find_reconnect(site: SiteConfig, api: client.ApiClient
     assert backend(site, fresh).find([*names, "prod5b.proc.99.0"]) == ids
     other_site = SiteConfig(**{**site.to_dict(), "storages": (), "queue": "elsewhere"})
     assert backend(other_site, fresh).find(names) == {}
+
+
+def test_sites_sharing_a_namespace_see_only_their_own_jobs(site: SiteConfig,
+                                                          api: client.ApiClient) -> None:
+    chunk = jobs(2)
+    ids = backend(site, api).submit(chunk)
+    neighbour = backend(SiteConfig(**{**site.to_dict(), "storages": (), "name": "CSCS-K8S"}), api)
+    assert neighbour.find([job.name for job in chunk]) == {}
+    assert {s.state for s in neighbour.poll(list(ids.values())).values()} == {JobState.LOST}
+    neighbour.cancel(list(ids.values()))
+    assert backend(site, api).find([job.name for job in chunk]) == ids  # left alone
 
 
 def test_poll_maps_job_and_pod_status_in_one_list_per_kind(

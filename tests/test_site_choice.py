@@ -130,3 +130,35 @@ def test_a_paused_sites_queued_work_moves_elsewhere(home) -> None:
     assert [j.state for j in jobs[:10]] == ["TIMEOUT"] * 5 + ["CANCELLED"] * 5
     assert [j.site for j in jobs[10:]] == ["B"] * 10
     assert moved == ["5 queued job(s) cancelled at paused site A, to run elsewhere"]
+
+
+def test_an_infrastructure_retry_goes_to_another_site(home) -> None:
+    """Site A holds the replicas but runs every job past its walltime (TIMEOUT, an
+    infrastructure failure); the retry goes to B, though A would win on replicas."""
+    clock = Clock()
+    options = {"state_dir": str(home / "sim"), "duration_sigma": 0.0}
+    sites = {"A": SiteConfig("A", "simulated", storages=("A-DISK",),
+                             options={**options, "duration_s": 10_000}),
+             "B": SiteConfig("B", "simulated", storages=("B-DISK",),
+                             options={**options, "duration_s": 10})}
+    production = Production.model_validate({
+        "production": "retry", "defaults": {"sites": ["A", "B"],
+                                            "resources": {"walltime": "10m"}},
+        "transformations": [{"name": "t", "input": {"query": {"data_level": "DL0"}},
+                             "grouping": {"group_size": 1},
+                             "job": {"command": ["sim_telarray"]},
+                             "outputs": [{"name": "{task}"}]}]})
+    engine = Engine(production, EmbeddedCatalog(home / "catalog"), sites,
+                    lambda site: make_backend(site, {"clock": clock}))
+    _register(engine, home, "A-DISK", 2, 0)
+    engine.sync()
+    [chunk] = engine.prepare("t")
+    first = engine.submit("t", chunk).in_flight
+    assert set(first) == {"A"}
+    clock.now += 700  # past the 600 s walltime
+    engine.collect("t", chunk, {"A": make_backend(sites["A"], {"clock": clock}).poll(first["A"])})
+    assert set(engine.submit("t", chunk).in_flight) == {"B"}
+    with engine.sessions() as session:
+        jobs = session.scalars(select(JobRow).order_by(JobRow.id)).all()
+    assert [(j.site, j.attempt, j.failure_class) for j in jobs] == [
+        ("A", 1, "infrastructure"), ("A", 1, "infrastructure"), ("B", 2, None), ("B", 2, None)]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 
@@ -14,13 +14,19 @@ from operators.triggers import JobsTrigger, SitePoller
 
 
 class CountingBackend(SimulatedBackend):
-    """The simulated backend, counting polls; the first poll of a site fails when asked."""
+    """The simulated backend on a clock of its own per site that each poll moves on by
+    one second (so jobs of N seconds are seen done by the Nth poll), recording the ids
+    each poll asks about; the first poll of a site fails when asked."""
 
-    polls: dict[str, int] = {}
+    polls: dict[str, list[list[str]]] = {}
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return lambda: float(len(self.polls.get(self.site.name, ())))
 
     def poll(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
-        count = self.polls[self.site.name] = self.polls.get(self.site.name, 0) + 1
-        if count == 1 and self.site.options.get("first_poll_fails"):
+        self.polls.setdefault(self.site.name, []).append(list(job_ids))
+        if len(self.polls[self.site.name]) == 1 and self.site.options.get("first_poll_fails"):
             raise ValueError("unexpected answer from the batch system")
         return super().poll(job_ids)
 
@@ -34,7 +40,7 @@ def counting_backend(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def site(tmp_path: Path, name: str, **options) -> SiteConfig:
     return SiteConfig(name=name, backend="counting", slots=100, options={
-        "state_dir": str(tmp_path), "duration_s": 0.5, "duration_sigma": 0.0, **options})
+        "state_dir": str(tmp_path), "duration_s": 3, "duration_sigma": 0.0, **options})
 
 
 def chunks(config: SiteConfig, count: int, per_chunk: int) -> list[list[str]]:
@@ -54,21 +60,23 @@ async def fire(triggers: list[JobsTrigger], timeout: float = 20) -> list[dict]:
 def test_triggers_of_one_site_share_one_poll_per_cycle(tmp_path: Path) -> None:
     a, b = site(tmp_path, "A"), site(tmp_path, "B")
     jobs = {"A": chunks(a, 20, 5), "B": chunks(b, 20, 5)}
-    triggers = [JobsTrigger(sites={s.name: s.to_dict()}, jobs={s.name: ids}, poll_interval=0.1)
+    triggers = [JobsTrigger(sites={s.name: s.to_dict()}, jobs={s.name: ids}, poll_interval=0.01)
                 for s in (a, b) for ids in jobs[s.name]]
     events = asyncio.run(fire(triggers))
     for trigger, event in zip(triggers, events):
         [(name, ids)] = trigger.jobs.items()
         assert set(event["statuses"][name]) == set(ids)
         assert {s["state"] for s in event["statuses"][name].values()} == {"DONE"}
-    # 20 triggers per site, jobs of ~0.5 s, polled every 0.1 s: about 6 cycles, not 120
-    assert all(2 <= CountingBackend.polls[s] <= 15 for s in "AB"), CountingBackend.polls
+    # jobs of 3 polls: each site is polled 3 times, each time about all of its 20 chunks
+    for name in "AB":
+        everything = sorted(i for ids in jobs[name] for i in ids)
+        assert [sorted(ids) for ids in CountingBackend.polls[name]] == [everything] * 3
 
 
 def test_an_unexpected_poll_error_is_retried_not_a_hang(tmp_path: Path) -> None:
     config = site(tmp_path, "FLAKY", first_poll_fails=True)
     [ids] = chunks(config, 1, 3)
     [event] = asyncio.run(fire([JobsTrigger(sites={"FLAKY": config.to_dict()},
-                                            jobs={"FLAKY": ids}, poll_interval=0.1)]))
+                                            jobs={"FLAKY": ids}, poll_interval=0.01)]))
     assert {s["state"] for s in event["statuses"]["FLAKY"].values()} == {"DONE"}
-    assert CountingBackend.polls["FLAKY"] >= 2
+    assert len(CountingBackend.polls["FLAKY"]) == 3  # failed, then polled until done

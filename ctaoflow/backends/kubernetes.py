@@ -36,7 +36,8 @@ Namespace: ``site.queue`` (default ``default``). Connection params: ``api_client
 Tested against: the manifest builders with ``kubernetes-validate`` (the real OpenAPI
 schemas, strict); submit / find / poll / cancel / log through the official client
 against kmock's in-memory API emulator, where the tests set Job and pod status
-themselves (the emulator runs no controllers and ignores label selectors).
+themselves (the emulator runs no controllers; the tests make it honour label selectors,
+so a site sees only its own Jobs and pods).
 No real cluster is used in CI.
 """
 

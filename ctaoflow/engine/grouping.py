@@ -31,10 +31,14 @@ def standard(files: Iterable[CatalogFile], group_size: int, flush: bool) -> Iter
 
 def by_size(files: Iterable[CatalogFile], size_gb: float, max_files: int | None,
             flush: bool) -> Iterator[Group]:
-    """Tasks of about ``size_gb``; a file bigger than that is a task of its own."""
+    """Tasks of about ``size_gb``; a file of that size or more is a task of its own (the
+    smaller files read before it keep waiting for theirs)."""
     limit = size_gb * 1e9
     by_location: dict[tuple[str, ...], tuple[Group, int]] = {}
     for file in files:
+        if file.size >= limit:
+            yield [file]
+            continue
         bucket, total = by_location.get(file.storages, ([], 0))
         bucket.append(file)
         total += file.size
