@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -35,3 +37,21 @@ def test_demo_prints_no_warning(tmp_path: Path) -> None:
     rest, err = proc.communicate(timeout=60)
     assert seen and seen[-1].startswith("[3/4]"), "".join(seen) + err
     assert warning_lines("".join(seen) + rest + err) == []
+
+
+@pytest.mark.slow
+def test_second_demo_in_the_same_home_says_so_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    first = demo(home)
+    assert first.stdout.readline() == f"ctaoflow demo: state in {home}\n"  # it holds the lock
+    second = demo(home)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 1
+    assert out == ""
+    assert err.splitlines() == [
+        f"ctaoflow demo: a demo is already running in {home} (pid {first.pid}); wait for it "
+        "to end, or pass --home DIR to run another one elsewhere"]
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, out[-2000:] + err[-2000:]
+    assert "DAG run success" in out
+    assert warning_lines(out + err) == []

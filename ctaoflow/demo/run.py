@@ -5,6 +5,9 @@ inputs are registered in the catalog; Airflow parses ``dags/`` and runs the ``de
 DAG with ``dag.test()`` (the scheduler loop in-process, triggers inline). Progress is
 printed from the ledger as it moves.
 
+One demo at a time per home: a demo holds a lock on ``.<home name>.lock`` beside its
+home (not inside it: the home is wiped) for as long as it runs.
+
 Default: the embedded catalog and the local backend, no server needed. ``--full``:
 starts the project's Rucio server and Slurm (services/), registers the inputs in
 Rucio through an Airflow connection, and runs every job on Slurm.
@@ -12,11 +15,14 @@ Rucio through an Airflow connection, and runs every job on Slurm.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from ctaoflow.sites import CONFIG_DIR
 
@@ -25,7 +31,11 @@ DEMO_SPEC = CONFIG_DIR / "productions" / "demo.yaml"
 
 def run_demo(home: str | None = None, keep: bool = False, full: bool = False) -> int:
     """Run the demo; returns 0 when every transformation completed."""
-    base = Path(home or Path(os.environ.get("CTAOFLOW_HOME", Path.home() / ".ctaoflow")) / "demo")
+    default = Path(os.environ.get("CTAOFLOW_HOME", Path.home() / ".ctaoflow")) / "demo"
+    base = Path(home or default).absolute()
+    lock = _lock(base)  # held as long as this reference lives
+    if lock is None:
+        return 1
     if base.exists() and not keep:
         shutil.rmtree(base)
     base.mkdir(parents=True, exist_ok=True)
@@ -33,7 +43,7 @@ def run_demo(home: str | None = None, keep: bool = False, full: bool = False) ->
     from operators.environment import migrate_metadata_db, use_airflow_home
 
     use_airflow_home(base)
-    print(f"ctaoflow demo: state in {base}")
+    print(f"ctaoflow demo: state in {base}", flush=True)
     started = time.monotonic()
     print("[1/4] preparing Airflow's metadata database ...", flush=True)
     migrate_metadata_db()
@@ -67,6 +77,30 @@ def run_demo(home: str | None = None, keep: bool = False, full: bool = False) ->
     print(summary_table(summary))
     complete = all("Completed" in s["status"] for s in summary.values())
     return 0 if complete and str(run.state) == "success" else 1
+
+
+def _lock(base: Path) -> IO[str] | None:
+    """Lock ``base`` for this process, or say in one line who holds it and return None.
+
+    The lock file sits beside ``base``, which a demo wipes; the lock goes with the
+    process, however it ends.
+    """
+    base.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(base.parent / f".{base.name}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip()
+        handle.close()
+        holder = f" (pid {pid})" if pid else ""
+        print(f"ctaoflow demo: a demo is already running in {base}{holder}; wait for it to "
+              "end, or pass --home DIR to run another one elsewhere", file=sys.stderr)
+        return None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def _full_setup(base: Path) -> Path:
