@@ -12,13 +12,14 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def demo(home: Path, **popen: object) -> subprocess.Popen:
-    """``ctaoflow demo --home home`` in a subprocess, text output piped."""
+def demo(home: Path, *options: str) -> subprocess.Popen:
+    """``ctaoflow demo --home home [options]`` in a subprocess, text output piped."""
     bin_dir = str(Path(sys.executable).parent)  # local jobs run `python -m ctaoflow.runner`
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    return subprocess.Popen([sys.executable, "-m", "ctaoflow.cli", "demo", "--home", str(home)],
+    return subprocess.Popen([sys.executable, "-m", "ctaoflow.cli", "demo", "--home", str(home),
+                             *options],
                             cwd=PROJECT, env=env, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **popen)
+                            stderr=subprocess.PIPE)
 
 
 def warning_lines(text: str) -> list[str]:

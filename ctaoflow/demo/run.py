@@ -10,7 +10,10 @@ home (not inside it: the home is wiped) for as long as it runs.
 
 Default: the embedded catalog and the local backend, no server needed. ``--full``:
 starts the project's Rucio server and Slurm (services/), registers the inputs in
-Rucio through an Airflow connection, and runs every job on Slurm.
+Rucio through an Airflow connection, and runs every job on Slurm. Each ``--full`` run
+is its own production (``demo_<tag>``) whose inputs live under their own path and
+carry ``demo_run: <tag>``, so files already in the shared Rucio server are left out.
+The services stay up for the next run; the demo ends by saying how to stop them.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ctaoflow.sites import CONFIG_DIR
 
 DEMO_SPEC = CONFIG_DIR / "productions" / "demo.yaml"
+SERVICES = CONFIG_DIR.parent / "services"
+# what services/<name>/start.sh leaves running, by name
+LEFT_RUNNING = {"rucio": "the Rucio server and its PostgreSQL",
+                "slurm": "Slurm (munged, slurmctld, slurmd)"}
 
 
 def run_demo(home: str | None = None, keep: bool = False, full: bool = False) -> int:
@@ -54,12 +62,12 @@ def run_demo(home: str | None = None, keep: bool = False, full: bool = False) ->
     from ctaoflow.validation import load_production
     from operators.hooks.production import ProductionHook
 
-    spec = _full_setup(base) if full else DEMO_SPEC
+    spec, inputs = _full_setup(base) if full else (DEMO_SPEC, {})
     production = load_production(spec)
     catalog = ProductionHook(str(spec)).catalog()
-    lfns = register_demo_inputs(catalog)
-    print(f"[2/4] registered {len(lfns)} DL0 input files in the "
-          f"{'Rucio' if full else 'embedded'} catalog", flush=True)
+    lfns = register_demo_inputs(catalog, **inputs)
+    where = f"Rucio catalog under {inputs['folder']}" if full else "embedded catalog"
+    print(f"[2/4] registered {len(lfns)} DL0 input files in the {where}", flush=True)
 
     from airflow.utils.cli import get_bagged_dag
 
@@ -75,6 +83,10 @@ def run_demo(home: str | None = None, keep: bool = False, full: bool = False) ->
     summary = summarize(production)
     print(f"[4/4] DAG run {run.state} in {time.monotonic() - started:.0f} s\n")
     print(summary_table(summary))
+    if full:
+        print("\nLeft running for the next run:")
+        for service, what in LEFT_RUNNING.items():
+            print(f"  {what}; stop with {SERVICES / service / 'stop.sh'}")
     complete = all("Completed" in s["status"] for s in summary.values())
     return 0 if complete and str(run.state) == "success" else 1
 
@@ -103,36 +115,47 @@ def _lock(base: Path) -> IO[str] | None:
     return handle
 
 
-def _full_setup(base: Path) -> Path:
-    """Start Rucio and Slurm; point the catalog connection and the sites at them."""
+def _full_setup(base: Path) -> tuple[Path, dict[str, Any]]:
+    """Start Rucio and Slurm; point the catalog connection and the sites at them.
+
+    Returns this run's spec and the arguments that register its own inputs.
+    """
     import json
     import subprocess
 
     import yaml
 
-    services = CONFIG_DIR.parent / "services"
-    for service in ("rucio", "slurm"):
+    for service in LEFT_RUNNING:
         print(f"      starting {service} (services/{service}/start.sh) ...", flush=True)
-        subprocess.run(["bash", str(services / service / "start.sh")], check=True,
-                       stdout=subprocess.DEVNULL)
+        done = subprocess.run(["bash", str(SERVICES / service / "start.sh")], check=False)
+        if done.returncode:
+            raise OSError(f"services/{service}/start.sh failed (exit {done.returncode}); "
+                          "see its output above")
     settings = subprocess.run(
-        ["bash", "-c", f"source {services / 'rucio' / 'env.sh'}; "
+        ["bash", "-c", f"source {SERVICES / 'rucio' / 'env.sh'}; "
                        'echo "$RUCIO_PORT $RUCIO_USERNAME $RUCIO_PASSWORD"'],
         check=True, capture_output=True, text=True).stdout.split()
     port, username, password = settings
     os.environ["AIRFLOW_CONN_CTAOFLOW_CATALOG"] = json.dumps({
         "conn_type": "rucio", "host": f"http://127.0.0.1:{port}", "login": username,
-        "password": password, "extra": {"account": "root", "auth_type": "userpass"}})
+        "password": password})  # account root, userpass: RucioHook's defaults
     sites = base / "sites.yaml"
     sites.write_text(yaml.safe_dump({"sites": {"slurm": {
         "backend": "slurm", "queue": "debug", "slots": 32, "storages": ["LOCAL-DISK"]}}}))
     os.environ["CTAOFLOW_SITES"] = str(sites)
+    tag = uuid.uuid4().hex[:8]
+    production = yaml.safe_load(DEMO_SPEC.read_text())
+    production["production"] = f"demo_{tag}"
+    production["defaults"]["sites"] = ["slurm"]
+    for transformation in production["transformations"]:
+        if "from" not in transformation["input"]:
+            transformation["input"]["query"]["demo_run"] = tag
     folder = base / "productions"
     folder.mkdir(exist_ok=True)
     spec = folder / "demo.yaml"
-    spec.write_text(DEMO_SPEC.read_text().replace("sites: [local]", "sites: [slurm]"))
+    spec.write_text(yaml.safe_dump(production, sort_keys=False))
     os.environ["CTAOFLOW_PRODUCTIONS"] = str(folder)
-    return spec
+    return spec, {"folder": f"/ctao/ctao/demo/{tag}/DL0", "extra": {"demo_run": tag}}
 
 
 def _progress(production, stop: threading.Event) -> None:
