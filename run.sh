@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctaoflow's entry point on a fresh machine: installs what is missing, then
 #   ./run.sh demo    runs the demo production end to end through Airflow (embedded defaults)
-#   ./run.sh test    runs the whole test suite (starts Rucio and Slurm itself)
+#   ./run.sh test    runs the whole test suite (starts Rucio and Slurm itself), then lists
+#                    its 20 slowest tests
 #   ./run.sh ARGS    any other ctaoflow command, e.g. ./run.sh validate config/productions/*.yaml
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,6 +24,6 @@ install() {
 install
 export PATH="$(cd "$VENV" && pwd)/bin:$PATH"  # local and Slurm jobs use this environment
 case "${1:-demo}" in
-  test) shift; exec "$VENV/bin/python" -m pytest -m "" "$@" ;;
+  test) shift; exec "$VENV/bin/python" -m pytest -m "" --durations=20 "$@" ;;
   *) exec "$VENV/bin/ctaoflow" "$@" ;;
 esac

@@ -6,11 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from ctaoflow.backends.base import BackendError
 from ctaoflow.catalog.base import CatalogError
 from ctaoflow.spec.validation import SpecError, load_production, validate_files
+
+# Airflow's execution API imports svcs, which imports starlette.testclient; with httpx
+# installed rather than httpx2, Starlette then warns (a StarletteDeprecationWarning, a
+# UserWarning) in the middle of our output. Nothing of ours uses that test client.
+warnings.filterwarnings("ignore", r"Using `httpx` with `starlette\.testclient` is deprecated",
+                        UserWarning)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -25,6 +25,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.service_notice import announce
+
 PROJECT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -202,9 +204,11 @@ class AirflowCluster:
 
 
 @pytest.fixture(scope="session")
-def airflow_cluster():
+def airflow_cluster(pytestconfig: pytest.Config):
     """A running Airflow deployment, shared by the tests of a session."""
     cluster = AirflowCluster(Path(tempfile.mkdtemp(prefix="ctaoflow-airflow-")))
+    announce(pytestconfig, "airflow_cluster: starting Airflow (api-server, scheduler, "
+                           f"dag-processor, triggerer) in {cluster.home}")
     cluster.up()
     try:
         yield cluster

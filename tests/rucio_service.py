@@ -1,7 +1,8 @@
 """pytest plugin: the local Rucio server (services/rucio) as a session fixture.
 
 ``rucio_server`` reuses a server already answering ``/ping``; otherwise it runs
-``services/rucio/start.sh`` (which installs what is missing on first use). It leaves
+``services/rucio/start.sh`` (which installs what is missing on first use), saying so
+in one line on the terminal. It leaves
 the server running afterwards, whoever started it: stop it with
 ``services/rucio/stop.sh``. Tests use unique names, so reruns share one server.
 Settings (port, credentials, scope) come from ``services/rucio/env.sh`` and the
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.service_notice import announce
 
 SERVICE = Path(__file__).resolve().parent.parent / "services" / "rucio"
 
@@ -45,11 +48,16 @@ def run_script(name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def rucio_server() -> dict[str, Any]:
+def rucio_server(pytestconfig: pytest.Config) -> dict[str, Any]:
     """Connection parameters of a running local Rucio server (started if needed)."""
     settings = rucio_settings()
     host = f"http://127.0.0.1:{settings['RUCIO_PORT']}"
     if not answers(host):
+        installed = Path(settings["RUCIO_BASE"], "venv", "bin", "gunicorn").exists()
+        announce(pytestconfig, "rucio_server: " + ("starting" if installed else
+                 "installing (PostgreSQL, Rucio; a few minutes) and starting")
+                 + f" the Rucio server on {host}: services/rucio/start.sh (left running "
+                 "afterwards; services/rucio/stop.sh stops it)")
         run_script("start.sh")
     return {
         "host": host, "account": "root", "auth_type": "userpass",

@@ -2,8 +2,9 @@
 
 Loaded by ``pytest_plugins`` in tests/conftest.py.
 ``slurm_cluster`` reuses a running Slurm or starts one (root; installs the Debian
-packages on a fresh machine) and stops it at the end of the session if it started it,
-unless SLURM_KEEP=1. ``restart_slurmctld`` restarts the controller only.
+packages on a fresh machine), saying so in one line on the terminal, and stops it at
+the end of the session if it started it, unless SLURM_KEEP=1.
+``restart_slurmctld`` restarts the controller only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ctaoflow.backends.base import SiteConfig
+from tests.service_notice import announce
 
 SERVICE = Path(__file__).resolve().parents[1] / "services" / "slurm"
 
@@ -54,9 +56,13 @@ def _config(key: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[SlurmCluster]:
+def slurm_cluster(pytestconfig: pytest.Config) -> Iterator[SlurmCluster]:
     started = not _running()
     if started:
+        installed = Path("/usr/sbin/slurmctld").exists()
+        announce(pytestconfig, "slurm_cluster: " + ("starting" if installed else
+                 "installing (Debian slurm-wlm, munge; a minute or two) and starting")
+                 + " a single-node Slurm: services/slurm/start.sh")
         _script("start.sh")
     conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
     yield SlurmCluster(site=SiteConfig(name="slurm-local", backend="slurm", queue="debug"),

@@ -12,10 +12,12 @@ from ctaoflow.demo.payload import _write
 
 def register_demo_inputs(catalog: Catalog, gamma: int = 40, proton: int = 20,
                          first_run: int = 1000, storage: str = "LOCAL-DISK",
-                         extra: dict | None = None) -> list[str]:
+                         extra: dict | None = None,
+                         folder: str = "/ctao/ctao/demo/DL0") -> list[str]:
     """Make ``gamma`` + ``proton`` small DL0 files and register them with metadata.
 
-    LFNs follow ``/ctao/<scope>/...`` with scope ``ctao``. Run numbers start at
+    LFNs are ``<folder>/<particle>/<file>``, and ``folder`` is their dataset; ``folder``
+    follows ``/ctao/<scope>/...``. Run numbers start at
     ``first_run``; the same arguments give the same LFNs, so
     registering twice is a no-op. ``extra`` metadata is added to every file (e.g. a
     tag that keeps one test's inputs apart on a shared catalog). Returns the LFNs.
@@ -32,9 +34,9 @@ def register_demo_inputs(catalog: Catalog, gamma: int = 40, proton: int = 20,
                                            "image": [scale * rng.random() for _ in range(8)]}
                                           for e in range(10)])
                 outputs.append(OutputFile(
-                    lfn=f"/ctao/ctao/demo/DL0/{particle}/{path.name}", path=str(path),
+                    lfn=f"{folder}/{particle}/{path.name}", path=str(path),
                     metadata={"data_level": "DL0", "particle": particle, "run": run,
                               "zenith": 20 if i % 2 == 0 else 40, "site": "North",
                               **(extra or {})}))
-        catalog.register(outputs, storage, "/ctao/ctao/demo/DL0")
+        catalog.register(outputs, storage, folder)
     return [o.lfn for o in outputs]
