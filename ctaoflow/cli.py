@@ -56,11 +56,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     production = load_production(args.file)
     text = render(production, Path(args.file))
     if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
+        _write(args, text)
     else:
         print(text, end="")
     return 0
+
+
+def _write(args: argparse.Namespace, text: str) -> None:
+    """Write ``text`` to ``args.output``, never over the input file."""
+    output = Path(args.output)
+    if output.exists() and output.samefile(args.file):
+        raise ValueError(f"-o {args.output} is the input file; write to another path")
+    output.write_text(text)
+    print(f"wrote {args.output}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -76,8 +84,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     text = report.RENDERERS[args.format](report.build(load_production(args.file), args.file))
     if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
+        _write(args, text)
     else:
         print(text)
     return 0
