@@ -101,8 +101,9 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
         if prod is None:
             return report
         rows = {r.id: r.name for r in session.scalars(
-            select(TransformationRow).where(TransformationRow.production_id == prod.id,
-                                            TransformationRow.status != "Removed"))}
+            select(TransformationRow).where(
+                TransformationRow.production_id == prod.id,
+                TransformationRow.name.in_([t.name for t in production.transformations])))}
         report.versions = spec_versions(production, sessions)
         failed = session.scalars(
             select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
