@@ -14,6 +14,7 @@ from ctaoflow import cli
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine.ledger import (EventRow, FileRow, ProductionRow, SpecVersionRow,
                                     TransformationRow)
+from ctaoflow.engine import versions as versions_module
 from ctaoflow.engine.versions import SpecChangeRefused
 from ctaoflow.ops import report
 from tests.engine_driver import engine_for, run_all
@@ -178,3 +179,28 @@ def test_render_refuses_to_overwrite_its_input(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is the input file" in err
     assert path.read_text() == DEMO.read_text()
+
+
+def test_two_syncs_racing_for_the_next_version_both_succeed(
+        completed: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = copy.deepcopy(completed)
+    spec["description"] = "edited while chunks run"
+    engine_for(spec).sync()  # the winner records version 2
+    stale = engine_for(completed)
+    with stale.sessions() as session:
+        first = session.scalar(select(SpecVersionRow).filter_by(version=1))
+    real = versions_module.latest
+    calls = iter([first])  # the loser read the latest version before the winner committed
+    monkeypatch.setattr(versions_module, "latest", lambda *a: next(calls, None) or real(*a))
+    engine = engine_for(spec)
+    engine.sync()
+    assert versions(engine) == [(1, "first"), (2, "harmless")]
+
+
+def test_a_stage_runs_when_the_ledger_hash_was_overwritten_by_an_older_ctaoflow(
+        completed: dict) -> None:
+    engine = engine_for(completed)
+    with engine.sessions.begin() as session:
+        session.scalar(select(ProductionRow)).spec_hash = "0" * 64
+    assert engine.prepare("process_gamma") == []
+    assert versions(engine) == [(1, "first")]

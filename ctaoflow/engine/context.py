@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ctaoflow.backends.base import Backend, SiteConfig
@@ -38,8 +39,15 @@ class Context:
         """Record the production, its spec version and its transformations (idempotent).
 
         A spec change against the last applied version is judged first: one that would
-        redo or orphan work raises ``SpecChangeRefused`` and changes nothing.
+        redo or orphan work raises ``SpecChangeRefused`` and changes nothing. Two
+        processes syncing at once: the one that loses the insert race syncs again.
         """
+        try:
+            self._sync()
+        except IntegrityError:
+            self._sync()
+
+    def _sync(self) -> None:
         with self.sessions.begin() as session:
             row = session.scalar(select(ProductionRow)
                                  .filter_by(name=self.production.production))
@@ -48,6 +56,7 @@ class Context:
                 session.add(row)
                 session.flush()
             version = versions.apply(session, row, self.production)
+            row.spec_hash = self.spec_hash
             known = {r.name: r for r in session.scalars(
                 select(TransformationRow).filter_by(production_id=row.id))}
             wanted = {t.name: t for t in self.production.transformations}

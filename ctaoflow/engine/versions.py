@@ -144,6 +144,8 @@ def _upstream(production: Production, t: Transformation) -> set[str]:
     todo = [t]
     while todo:
         current = todo.pop()
+        if current.input is None:
+            continue
         query = input_query(production, current)
         for other in production.transformations:
             if other.name in seen or other.name == current.name:
@@ -283,4 +285,5 @@ def _record(session: Session, row: ProductionRow, version: int, text: str, diges
                             how=how, changes=changes, reason=reason)
     session.add(record)
     row.spec_hash = digest
+    session.flush()  # a concurrent sync recording the same version fails here
     return record
