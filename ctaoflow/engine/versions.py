@@ -140,6 +140,8 @@ def _reformed(old: Production, new: Production, t: Transformation, w: Work) -> l
 
 def _upstream(production: Production, t: Transformation) -> set[str]:
     """The transformations whose outputs can reach ``t``'s input, directly or not."""
+    outputs = {o.name: [static_output_metadata(production, o, out) for out in o.outputs]
+               for o in production.transformations}
     seen: set[str] = set()
     todo = [t]
     while todo:
@@ -148,10 +150,8 @@ def _upstream(production: Production, t: Transformation) -> set[str]:
             continue
         query = input_query(production, current)
         for other in production.transformations:
-            if other.name in seen or other.name == current.name:
-                continue
-            if any(query.matches(static_output_metadata(production, other, out))
-                   for out in other.outputs):
+            if other.name not in seen and other.name != current.name and any(
+                    query.matches(metadata) for metadata in outputs[other.name]):
                 seen.add(other.name)
                 todo.append(other)
     return seen
@@ -160,7 +160,9 @@ def _upstream(production: Production, t: Transformation) -> set[str]:
 def _renamed(before: dict[str, Transformation],
              after: dict[str, Transformation]) -> dict[str, str]:
     """Old name -> new name, for a removed transformation whose body reappears."""
-    body = lambda t: {k: v for k, v in _dump(t).items() if k not in ("name", "description")}
+    def body(t: Transformation) -> dict[str, Any]:
+        return {k: v for k, v in _dump(t).items() if k not in ("name", "description")}
+
     added = [name for name in after if name not in before]
     renamed: dict[str, str] = {}
     for name in before:
@@ -216,7 +218,8 @@ def work(session: Session, production_id: int) -> dict[str, Work]:
 
 
 def latest(session: Session, production_id: int) -> SpecVersionRow | None:
-    return session.scalar(select(SpecVersionRow).where(SpecVersionRow.production_id == production_id)
+    return session.scalar(select(SpecVersionRow)
+                          .where(SpecVersionRow.production_id == production_id)
                           .order_by(SpecVersionRow.version.desc()).limit(1))
 
 
@@ -259,7 +262,7 @@ def accept(session: Session, production: Production, reason: str) -> SpecVersion
         raise ValueError("accept: give the reason with --reason TEXT; it is recorded")
     row = session.scalar(select(ProductionRow).filter_by(name=production.production))
     last = latest(session, row.id) if row is not None else None
-    if last is None:
+    if row is None or last is None:
         raise ValueError(f"{production.production}: no version in the ledger to change; "
                          "its first sync records this spec as version 1")
     text, digest = canonical(production)
