@@ -204,3 +204,17 @@ def test_a_stage_runs_when_the_ledger_hash_was_overwritten_by_an_older_ctaoflow(
         session.scalar(select(ProductionRow)).spec_hash = "0" * 64
     assert engine.prepare("process_gamma") == []
     assert versions(engine) == [(1, "first")]
+
+
+def test_a_stored_version_that_no_longer_reads_refuses_a_change_not_a_traceback(
+        completed: dict) -> None:
+    engine = engine_for(completed)
+    with engine.sessions.begin() as session:
+        session.scalar(select(SpecVersionRow)).spec = '{"production": "demo", "bogus": 1'
+    spec = copy.deepcopy(completed)
+    spec["description"] = "edited"
+    with pytest.raises(SpecChangeRefused, match="version 1 in the ledger no longer reads"):
+        engine_for(spec).sync()
+    engine = engine_for(completed)
+    engine.sync()  # the spec of version 1, unchanged: nothing to judge
+    assert versions(engine) == [(1, "first")]

@@ -244,12 +244,7 @@ def apply(session: Session, row: ProductionRow, production: Production) -> SpecV
                        "ledger without spec history: the spec of this sync is version 1")
     if last.spec_hash == digest:
         return None
-    old = _read(last)
-    if old is None:
-        return _record(session, row, last.version + 1, text, digest, ADOPTED,
-                       f"version {last.version} no longer reads with this ctaoflow: "
-                       "the spec of this sync is taken as is")
-    refused, harmless = judge(old, production, work(session, row.id))
+    refused, harmless = _judge_against(session, row, last, production)
     if refused:
         raise SpecChangeRefused(production.production, last.version, refused)
     return _record(session, row, last.version + 1, text, digest, HARMLESS,
@@ -269,17 +264,20 @@ def accept(session: Session, production: Production, reason: str) -> SpecVersion
     if last.spec_hash == digest:
         raise ValueError(f"{production.production}: this spec is already version "
                          f"{last.version}; nothing to accept")
-    old = _read(last)
-    refused, harmless = judge(old, production, work(session, row.id)) if old else ([], [])
+    refused, harmless = _judge_against(session, row, last, production)
     return _record(session, row, last.version + 1, text, digest, ACCEPTED,
                    "; ".join(refused + harmless), reason.strip())
 
 
-def _read(version: SpecVersionRow) -> Production | None:
+def _judge_against(session: Session, row: ProductionRow, last: SpecVersionRow,
+                   production: Production) -> tuple[list[str], list[str]]:
+    """``judge`` against the last version; one that no longer reads cannot be judged."""
     try:
-        return Production.model_validate_json(version.spec)
+        old = Production.model_validate_json(last.spec)
     except ValidationError:
-        return None
+        return [f"version {last.version} in the ledger no longer reads with this ctaoflow, "
+                "so the change cannot be judged"], []
+    return judge(old, production, work(session, row.id))
 
 
 def _record(session: Session, row: ProductionRow, version: int, text: str, digest: str,
