@@ -163,6 +163,9 @@ def test_accept_applies_a_refused_change_on_purpose_and_records_why(
         assert session.scalar(select(func.count()).select_from(FileRow)
                               .filter_by(transformation_id=row.id)) > 0  # its history stays
         assert session.scalar(select(ProductionRow.status)) == "Completed"
+    with pytest.raises(SystemExit):
+        cli.main(["status", str(path)])
+    assert "accepted: apply_gamma removed while it has" in capsys.readouterr().out
     with pytest.raises(SystemExit) as code:  # the same spec again: nothing to accept
         cli.main(["accept", str(path), "--reason", "again"])
     assert code.value.code == 1
