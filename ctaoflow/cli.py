@@ -1,5 +1,5 @@
 """The ``ctaoflow`` command: validate, schema, graph, plan, render, demo; and the
-operator commands status, report, reset, flush, stop, start, extend, audit."""
+operator commands status, report, reset, flush, stop, start, extend, accept, audit."""
 
 from __future__ import annotations
 
@@ -63,18 +63,28 @@ def cmd_render(args: argparse.Namespace) -> int:
     production = load_production(args.file)
     text = render(production, Path(args.file))
     if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
+        _write(args, text)
     else:
         print(text, end="")
     return 0
 
 
+def _write(args: argparse.Namespace, text: str) -> None:
+    """Write ``text`` to ``args.output``, never over the input file."""
+    output = Path(args.output)
+    if output.exists() and output.samefile(args.file):
+        raise ValueError(f"-o {args.output} is the input file; write to another path")
+    output.write_text(text)
+    print(f"wrote {args.output}")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from ctaoflow.engine import summarize
-    from ctaoflow.ops.report import summary_table
+    from ctaoflow.ops.report import spec_versions, summary_table
 
-    print(summary_table(summarize(load_production(args.file))))
+    production = load_production(args.file)
+    print(summary_table(summarize(production)))
+    print("\nSpec versions:", *(f"  {line}" for line in spec_versions(production)), sep="\n")
     return 0
 
 
@@ -83,8 +93,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     text = report.RENDERERS[args.format](report.build(load_production(args.file), args.file))
     if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}")
+        _write(args, text)
     else:
         print(text)
     return 0
@@ -121,6 +130,18 @@ def cmd_extend(args: argparse.Namespace) -> int:
 
     target = extend(load_production(args.file), args.transformation, args.runs)
     print(f"{args.transformation}: target now {target} runs")
+    return 0
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    from ctaoflow.engine.ledger import session_factory
+    from ctaoflow.engine.versions import accept
+
+    production = load_production(args.file)
+    with session_factory().begin() as session:
+        version = accept(session, production, args.reason)
+        print(f"{production.production}: spec version {version.version} accepted "
+              f"({version.changes or 'no change'}); the next run applies it")
     return 0
 
 
@@ -195,6 +216,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("transformation")
     p.add_argument("runs", type=int)
     p.set_defaults(func=cmd_extend)
+    p = sub.add_parser("accept", help="apply a spec change that sync refused, on purpose: "
+                                      "record it as the next version, with the reason")
+    p.add_argument("file", help="the production YAML with the change")
+    p.add_argument("--reason", required=True, help="why; kept in the spec history")
+    p.set_defaults(func=cmd_accept)
     p = sub.add_parser("audit", help="reconcile ledger, catalog and batch systems; exit 1 "
                                      "with the discrepancies")
     p.add_argument("file")

@@ -7,7 +7,8 @@ instance manages a chunk of batch jobs, never a single one.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import functools
+from typing import Any, Callable, TypeVar
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, Context
@@ -15,9 +16,24 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ctaoflow.backends import JobStatus
 from ctaoflow.engine import ChunkResult, Engine
+from ctaoflow.engine.versions import SpecChangeRefused
 from ctaoflow.ops import report
 from operators.hooks.production import ProductionHook
 from operators.triggers import JobsTrigger
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def refusal_fails(method: Method) -> Method:
+    """A refused spec change fails the task at once, not retried, with its one line."""
+    @functools.wraps(method)
+    def wrapper(self: "ProductionOperator", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except SpecChangeRefused as exc:
+            raise AirflowFailException(exc.line(self.spec_path)) from None
+    return wrapper  # type: ignore[return-value]
 
 
 class ProductionOperator(BaseOperator):
@@ -35,8 +51,10 @@ class ProductionOperator(BaseOperator):
 
 
 class SyncProductionOperator(ProductionOperator):
-    """Records the production and its transformations in the ledger."""
+    """Records the production and its transformations in the ledger; fails on a spec
+    change that would redo or orphan work (``ctaoflow accept`` applies it on purpose)."""
 
+    @refusal_fails
     def execute(self, context: Context) -> None:
         self.hook().engine().sync()
 
@@ -44,6 +62,7 @@ class SyncProductionOperator(ProductionOperator):
 class PrepareTransformationOperator(ProductionOperator):
     """Takes in new input files, groups them into tasks; returns the chunks to run."""
 
+    @refusal_fails
     def execute(self, context: Context) -> list[int]:
         chunks = self.hook().engine().prepare(self.transformation)
         self.log.info("%s: %d chunk(s) with work: %s", self.transformation, len(chunks), chunks)
@@ -64,10 +83,12 @@ class RunChunkOperator(ProductionOperator):
         self.chunk = chunk
         self.poll_interval = poll_interval
 
+    @refusal_fails
     def execute(self, context: Context) -> None:
         engine = self.hook().engine()
         return self._next(engine, engine.submit(self.transformation, self.chunk, revive=True))
 
+    @refusal_fails
     def resume(self, context: Context, event: dict[str, Any]) -> None:
         engine = self.hook().engine()
         statuses = {site: {i: JobStatus.from_dict(s) for i, s in by_id.items()}
@@ -75,6 +96,7 @@ class RunChunkOperator(ProductionOperator):
         engine.collect(self.transformation, self.chunk, statuses)
         return self._next(engine, engine.submit(self.transformation, self.chunk))
 
+    @refusal_fails
     def resume_held(self, context: Context, event: Any = None) -> None:
         engine = self.hook().engine()
         return self._next(engine, engine.submit(self.transformation, self.chunk))
@@ -105,6 +127,7 @@ class RunChunkOperator(ProductionOperator):
 class FinalizeTransformationOperator(ProductionOperator):
     """Completes the transformation when nothing is left; logs its counts."""
 
+    @refusal_fails
     def execute(self, context: Context) -> dict[str, dict[str, int]]:
         summary = self.hook().engine().finalize(self.transformation)
         self.log.info("%s: %s", self.transformation, summary)
@@ -112,8 +135,12 @@ class FinalizeTransformationOperator(ProductionOperator):
 
 
 class ProductionReportOperator(ProductionOperator):
-    """Logs the production's report: counts, top errors, files that need a person."""
+    """Logs the production's report: counts, top errors, files that need a person; fails
+    the run when its spec change was refused."""
 
+    @refusal_fails
     def execute(self, context: Context) -> None:
-        production = self.hook().production()
+        hook = self.hook()
+        production = hook.production()
         self.log.info("\n%s", report.as_text(report.build(production, self.spec_path, top=3)))
+        hook.engine().sync()

@@ -17,16 +17,16 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ctaoflow import settings
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.engine.ledger import FileRow, JobRow, SiteRow, session_factory
+from ctaoflow.engine.ledger import FileRow, JobRow, SiteRow, TransformationRow, session_factory
 from ctaoflow.spec.query import Query
 from ctaoflow.spec.validation import load_production
-from tests.engine_driver import DATA
+from tests.engine_driver import DATA, engine_for, run_all
 
 PROJECT = Path(__file__).parents[1]
 
@@ -178,3 +178,28 @@ def test_dag_generation_is_deterministic_and_render_matches(productions, tmp_pat
     assert serialized(static) == serialized(first)
     retrying = lambda dag: {t: (o.retries, o.retry_delay) for t, o in dag.task_dict.items()}  # noqa: E731
     assert retrying(first)["process_gamma.run"] == (5, dt.timedelta(seconds=2))
+
+
+def test_a_refused_spec_change_fails_sync_and_nothing_runs(airflow_db, home, productions,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    spec = productions(PROJECT / "config" / "productions" / "demo.yaml") / "demo.yaml"
+    engine = engine_for(spec)
+    register_demo_inputs(engine.catalog, gamma=10, proton=5)
+    run_all(engine)  # the demo completed; then process_proton is renamed, as in issue 15
+    spec.write_text(spec.read_text().replace("name: process_proton\n", "name: process_protons\n")
+                    .replace("{from: process_proton}", "{from: process_protons}"))
+    with session_factory()() as session:
+        jobs = session.scalar(select(func.count()).select_from(JobRow))
+    run = bagged("demo").test()
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["sync"] == "failed" and "success" not in states.values()
+    assert {state for task, state in states.items() if task.endswith((".prepare", ".run"))} == {
+        "upstream_failed"}  # finalize and report run and fail at once on the refused spec
+    refusal = ("AirflowFailException: demo: spec change refused against ledger version 1: "
+               "process_proton renamed to process_protons while it has 5 file(s)")
+    assert refusal in capsys.readouterr().out
+    with session_factory()() as session:
+        assert session.scalar(select(func.count()).select_from(JobRow)) == jobs
+        assert not session.scalars(select(FileRow).join(TransformationRow)
+                                   .where(TransformationRow.name == "process_protons")).all()

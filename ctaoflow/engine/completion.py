@@ -62,6 +62,7 @@ def _complete_production(session: Session, production_id: int) -> None:
     production = session.get(ProductionRow, production_id)
     statuses = set(session.scalars(select(TransformationRow.status)
                                    .where(TransformationRow.production_id == production_id)))
+    statuses.discard(TransformationStatus.REMOVED.value)
     if production.status in ("Active", "Completed"):
         production.status = ("Completed" if statuses == {TransformationStatus.COMPLETED.value}
                              else "Active")

@@ -3,19 +3,21 @@ and the ledger reads the stages share."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ctaoflow.backends.base import Backend, SiteConfig
 from ctaoflow.catalog.base import Catalog
+from ctaoflow.engine import versions
 from ctaoflow.engine.ledger import (EventRow, FileRow, JobRow, JobStatusName, ProductionRow,
-                                    TaskRow, TaskStatus, TransformationRow)
+                                    TaskRow, TaskStatus, TransformationRow,
+                                    TransformationStatus)
 from ctaoflow.spec.model import Production
 
 BackendFactory = Callable[[SiteConfig], Backend]
@@ -34,35 +36,63 @@ class Context:
     workroot: Path
 
     def sync(self) -> None:
-        """Record the production and its transformations (idempotent)."""
-        spec = json.dumps(self.production.model_dump(mode="json", by_alias=True),
-                          sort_keys=True)
-        digest = hashlib.sha256(spec.encode()).hexdigest()
+        """Record the production, its spec version and its transformations (idempotent).
+
+        A spec change against the last applied version is judged first: one that would
+        redo or orphan work raises ``SpecChangeRefused`` and changes nothing. Two
+        processes syncing at once: the one that loses the insert race syncs again.
+        """
+        try:
+            self._sync()
+        except IntegrityError:
+            self._sync()
+
+    def _sync(self) -> None:
         with self.sessions.begin() as session:
             row = session.scalar(select(ProductionRow)
                                  .filter_by(name=self.production.production))
             if row is None:
-                row = ProductionRow(name=self.production.production, spec_hash=digest)
+                row = ProductionRow(name=self.production.production, spec_hash=self.spec_hash)
                 session.add(row)
                 session.flush()
-            row.spec_hash = digest
-            known = set(session.scalars(select(TransformationRow.name)
-                                        .filter_by(production_id=row.id)))
-            for t in self.production.transformations:
-                if t.name not in known:
-                    session.add(TransformationRow(production_id=row.id, name=t.name,
-                                                  type=t.type))
+            version = versions.apply(session, row, self.production)
+            row.spec_hash = self.spec_hash
+            known = {r.name: r for r in session.scalars(
+                select(TransformationRow).filter_by(production_id=row.id))}
+            wanted = {t.name: t for t in self.production.transformations}
+            for name, t in wanted.items():
+                if name not in known:
+                    session.add(TransformationRow(production_id=row.id, name=name, type=t.type))
+                elif known[name].status == TransformationStatus.REMOVED.value:
+                    known[name].status = TransformationStatus.ACTIVE.value
+                    event(session, known[name], "spec", "back in the spec: Removed -> Active")
+            for name, r in known.items():
+                if name not in wanted and r.status != TransformationStatus.REMOVED.value:
+                    event(session, r, "spec", f"no longer in the spec: {r.status} -> Removed")
+                    r.status = TransformationStatus.REMOVED.value
+            if version is not None:
+                for name in wanted.keys() & known.keys():
+                    said = [c for c in version.changes.split("; ") if c.startswith(f"{name}: ")]
+                    if said:
+                        event(session, known[name], "spec", f"spec version {version.version}: "
+                              + "; ".join(c.removeprefix(f"{name}: ") for c in said))
+
+    @cached_property
+    def spec_hash(self) -> str:
+        """The SHA-256 of the production's canonical spec."""
+        return versions.canonical(self.production)[1]
 
     def row(self, session: Session, name: str) -> TransformationRow:
-        """The ledger row of transformation ``name`` (recorded first if missing)."""
-        row = session.scalar(
-            select(TransformationRow).join(ProductionRow)
+        """The ledger row of transformation ``name``, once this spec is the applied version
+        (synced first when it is not: a refused change raises ``SpecChangeRefused``)."""
+        found = session.execute(
+            select(TransformationRow, ProductionRow.spec_hash).join(ProductionRow)
             .where(ProductionRow.name == self.production.production,
-                   TransformationRow.name == name))
-        if row is None:
+                   TransformationRow.name == name)).first()
+        if found is None or found[1] != self.spec_hash:
             self.sync()
             return self.row(session, name)
-        return row
+        return found[0]
 
     def backend(self, site: str) -> Backend:
         return self.backend_for(self.sites[site])

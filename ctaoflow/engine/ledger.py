@@ -54,6 +54,7 @@ class TransformationStatus(str, enum.Enum):
     FLUSH = "Flush"  # flushed by hand: emit partial groups
     STOPPED = "Stopped"
     COMPLETED = "Completed"
+    REMOVED = "Removed"  # no longer in the production's spec
 
 
 def now() -> dt.datetime:
@@ -154,6 +155,22 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SpecVersionRow(Base):
+    """One applied version of a production's spec: its JSON, how and when it was applied."""
+
+    __tablename__ = "spec_versions"
+    __table_args__ = (UniqueConstraint("production_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    production_id: Mapped[int] = mapped_column(ForeignKey("productions.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[str] = mapped_column(Text)  # the canonical JSON of the spec
+    applied_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
+    how: Mapped[str] = mapped_column(String(16))  # first, adopted, harmless, accepted
+    changes: Mapped[str] = mapped_column(Text, default="")  # what changed, one line
+    reason: Mapped[str] = mapped_column(Text, default="")  # why, for an acceptance
 
 
 def default_url() -> str:

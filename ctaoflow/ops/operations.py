@@ -21,7 +21,9 @@ class OperationError(ValueError):
 def _rows(session: Session, production: Production,
           transformation: str | None = None) -> list[TransformationRow]:
     rows = session.scalars(select(TransformationRow).join(ProductionRow)
-                           .where(ProductionRow.name == production.production)).all()
+                           .where(ProductionRow.name == production.production,
+                                  TransformationRow.status
+                                  != TransformationStatus.REMOVED.value)).all()
     if not rows:
         raise OperationError(f"production {production.production!r} has not run yet: "
                              "nothing in the ledger")

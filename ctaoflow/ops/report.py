@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from ctaoflow.engine import summarize
+from ctaoflow.engine import summarize, versions
 from ctaoflow.engine.ledger import (FileRow, JobRow, ProductionRow, SiteRow, TaskRow,
                                     TransformationRow, now, session_factory)
 from ctaoflow.spec.model import Production
@@ -68,6 +68,7 @@ class Report:
     paused_sites: dict[str, str] = field(default_factory=dict)  # paused now: why, until when
     held: dict[str, int] = field(default_factory=dict)  # tasks waiting for a paused site
     spec_path: str = "PRODUCTION.yaml"
+    versions: list[str] = field(default_factory=list)  # the spec's applied versions
 
 
 def _signature(job: JobRow) -> str:
@@ -75,6 +76,17 @@ def _signature(job: JobRow) -> str:
     lines = [ln.strip() for ln in (job.log_tail or "").splitlines() if ln.strip()]
     text = lines[-1] if lines else f"{job.state} exit {job.exit_code}"
     return re.sub(r"\d+", "N", redact(text))[:160]
+
+
+def spec_versions(production: Production, sessions: sessionmaker | None = None) -> list[str]:
+    """One line per applied version of the production's spec: when, how, what changed."""
+    with (sessions or session_factory())() as session:
+        prod = session.scalar(select(ProductionRow)
+                              .where(ProductionRow.name == production.production))
+        return [f"v{v.version} {v.applied_at:%Y-%m-%d %H:%M} UTC {v.how}"
+                + (f": {v.changes}" if v.changes else "")
+                + (f" (reason: {v.reason})" if v.reason else "")
+                for v in (versions.history(session, prod.id) if prod else [])]
 
 
 def build(production: Production, spec_path: str = "PRODUCTION.yaml",
@@ -89,7 +101,10 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
         if prod is None:
             return report
         rows = {r.id: r.name for r in session.scalars(
-            select(TransformationRow).where(TransformationRow.production_id == prod.id))}
+            select(TransformationRow).where(
+                TransformationRow.production_id == prod.id,
+                TransformationRow.name.in_([t.name for t in production.transformations])))}
+        report.versions = spec_versions(production, sessions)
         failed = session.scalars(
             select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
             .where(TaskRow.transformation_id.in_(rows), JobRow.failure_class.is_not(None))
@@ -147,6 +162,8 @@ def as_text(report: Report) -> str:
         lines += ["", "Paused sites:"] + [f"  {s}: {why}" for s, why in report.paused_sites.items()]
     lines += [f"  {name}: {n} task(s) wait: every site allowed to them is paused"
               for name, n in report.held.items()]
+    if len(report.versions) > 1:
+        lines += ["", "Spec versions:"] + [f"  {v}" for v in report.versions]
     return "\n".join(lines)
 
 
