@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ctaoflow.backends.base import BackendError
 from ctaoflow.catalog.base import CatalogError
+from ctaoflow.engine.ledger import LedgerError
 from ctaoflow.spec.validation import SpecError, load_production, validate_files
 
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     except SpecError as exc:
         print(exc, file=sys.stderr)
         code = 1
-    except (OSError, ValueError, CatalogError, BackendError) as exc:
+    except (OSError, ValueError, CatalogError, BackendError, LedgerError) as exc:
         print(f"ctaoflow {args.command}: {exc}", file=sys.stderr)
         code = 1
     sys.exit(code)

@@ -1,0 +1,112 @@
+"""A broken ledger is one line naming the file and the fix, and loses nothing."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ctaoflow import cli
+from ctaoflow.settings import CONFIG_DIR
+
+DEMO = str(CONFIG_DIR / "productions" / "demo.yaml")
+
+
+def ctaoflow(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:
+    """Exit code and stderr of ``ctaoflow ARGV``."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(list(argv))
+    return stop.value.code, capsys.readouterr().err
+
+
+def one_line(err: str, ledger: Path, *words: str) -> None:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(ledger) in err and all(w in err for w in words), err
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs (root only: skipped where mounting is not allowed)."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def _ledger_with_rows(home: Path, capsys: pytest.CaptureFixture) -> Path:
+    assert ctaoflow(capsys, "status", DEMO)[0] == 0  # creates the ledger
+    from ctaoflow.engine.context import Context  # records the production
+    from ctaoflow.engine.ledger import session_factory
+    from ctaoflow.spec.validation import load_production
+    Context(load_production(DEMO), None, {}, None, session_factory(), home).sync()  # type: ignore[arg-type]
+    return home / "ledger.db"
+
+
+def test_garbage_ledger(home: Path, capsys: pytest.CaptureFixture) -> None:
+    home.mkdir(parents=True)
+    (home / "ledger.db").write_bytes(b"not a database at all\n" * 500)
+    code, err = ctaoflow(capsys, "status", DEMO)
+    assert code == 1
+    one_line(err, home / "ledger.db", "not a SQLite ledger", "move it aside")
+
+
+def test_a_folder_where_the_ledger_belongs(home: Path, capsys: pytest.CaptureFixture) -> None:
+    (home / "ledger.db").mkdir(parents=True)
+    code, err = ctaoflow(capsys, "report", DEMO)
+    assert code == 1
+    one_line(err, home / "ledger.db", "folder", "move it aside")
+
+
+def test_locked_past_the_timeout(home: Path, capsys: pytest.CaptureFixture,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTAOFLOW_LEDGER_TIMEOUT", "0.2")
+    ledger = _ledger_with_rows(home, capsys)
+    holder = sqlite3.connect(ledger, isolation_level=None)  # a long write elsewhere
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE productions SET status = 'Active'")
+    try:
+        code, err = ctaoflow(capsys, "stop", DEMO)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert code == 1
+    one_line(err, ledger, "locked", "0.2 s", "fuser")
+
+
+def test_read_only_ledger(home: Path, tmpfs: Path, capsys: pytest.CaptureFixture,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = tmpfs / "ledger.db"
+    ledger.write_bytes(_ledger_with_rows(home, capsys).read_bytes())
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    monkeypatch.setenv("CTAOFLOW_HOME", str(tmpfs))
+    for command in ("status", "stop"):
+        code, err = ctaoflow(capsys, command, DEMO)
+        assert code == 1
+        one_line(err, ledger, "read-only", "writable")
+
+
+def test_disk_full_writes_nothing(tmpfs: Path, capsys: pytest.CaptureFixture,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTAOFLOW_HOME", str(tmpfs))
+    ledger = _ledger_with_rows(tmpfs, capsys)
+    before = sqlite3.connect(ledger).execute("SELECT status FROM transformations").fetchall()
+    filler = tmpfs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    code, err = ctaoflow(capsys, "stop", DEMO)
+    assert code == 1
+    one_line(err, ledger, "disk is full", "free space")
+    filler.unlink()
+    check = sqlite3.connect(ledger)
+    assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert check.execute("SELECT status FROM transformations").fetchall() == before
