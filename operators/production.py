@@ -7,7 +7,8 @@ instance manages a chunk of batch jobs, never a single one.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import functools
+from typing import Any, Callable
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, Context
@@ -15,15 +16,34 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ctaoflow.backends import JobStatus
 from ctaoflow.engine import ChunkResult, Engine
+from ctaoflow.engine.ledger import LedgerError
 from ctaoflow.ops import report
 from operators.hooks.production import ProductionHook
 from operators.triggers import JobsTrigger
+
+
+def _one_line_ledger_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A LedgerError leaves the task as its one line, without the database's traceback."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except LedgerError as exc:
+            raise LedgerError(str(exc)) from None
+    return wrapper
 
 
 class ProductionOperator(BaseOperator):
     """Base: knows its production's spec file and, for most, one transformation."""
 
     ui_color = "#d6e4f0"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("execute", "resume", "resume_held"):
+            if name in cls.__dict__:
+                setattr(cls, name, _one_line_ledger_errors(cls.__dict__[name]))
 
     def __init__(self, *, spec_path: str, transformation: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

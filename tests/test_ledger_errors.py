@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import traceback
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -110,3 +111,18 @@ def test_disk_full_writes_nothing(tmpfs: Path, capsys: pytest.CaptureFixture,
     check = sqlite3.connect(ledger)
     assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert check.execute("SELECT status FROM transformations").fetchall() == before
+
+
+def test_a_task_fails_with_the_line_not_the_database_traceback(home: Path) -> None:
+    from ctaoflow.engine.ledger import LedgerError
+    from operators.production import PrepareTransformationOperator
+
+    home.mkdir(parents=True)
+    (home / "ledger.db").write_bytes(b"\x00garbage" * 1000)
+    operator = PrepareTransformationOperator(task_id="prepare", spec_path=DEMO,
+                                             transformation="process_gamma")
+    with pytest.raises(LedgerError, match="not a SQLite ledger") as raised:
+        operator.execute({})
+    frames = traceback.extract_tb(raised.value.__traceback__)
+    assert not [f for f in frames if "sqlalchemy" in f.filename or "/engine/" in f.filename]
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
