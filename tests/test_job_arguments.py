@@ -56,6 +56,7 @@ def test_an_unpassable_spec_value_fails_at_job_build() -> None:
     task = TaskInputs(0, {"/ctao/a.dat": {}})
     build_job(production, t, task, "j", "/w", {"/ctao/a.dat": "/d/a.dat"}, {})
     for label, reason in (("a\0b", "contains a NUL byte"), ("\udfff", "a character no")):
-        bad = t.model_copy(update={"job": t.job.model_copy(update={"parameters": {"label": label}})})
+        job = t.job.model_copy(update={"parameters": {"label": label}})
+        bad = t.model_copy(update={"job": job})
         with pytest.raises(ValueError, match=f"argument 1 of the command .*{reason}"):
             build_job(production, bad, task, "j", "/w", {"/ctao/a.dat": "/d/a.dat"}, {})

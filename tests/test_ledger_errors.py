@@ -46,7 +46,8 @@ def _ledger_with_rows(home: Path, capsys: pytest.CaptureFixture) -> Path:
     from ctaoflow.engine.context import Context  # records the production
     from ctaoflow.engine.ledger import session_factory
     from ctaoflow.spec.validation import load_production
-    Context(load_production(DEMO), None, {}, None, session_factory(), home).sync()  # type: ignore[arg-type]
+    Context(load_production(DEMO), None, {}, None,  # type: ignore[arg-type]
+            session_factory(), home).sync()
     return home / "ledger.db"
 
 
@@ -126,3 +127,26 @@ def test_a_task_fails_with_the_line_not_the_database_traceback(home: Path) -> No
     frames = traceback.extract_tb(raised.value.__traceback__)
     assert not [f for f in frames if "sqlalchemy" in f.filename or "/engine/" in f.filename]
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize("hostile", ["fifo", "wrong schema", "damaged JSON"])
+def test_other_hostile_ledgers(home: Path, capsys: pytest.CaptureFixture, hostile: str) -> None:
+    """Nothing blocks on a FIFO; a foreign schema or a damaged value names the ledger."""
+    home.mkdir(parents=True)
+    ledger = home / "ledger.db"
+    if hostile == "fifo":
+        os.mkfifo(ledger)
+        words = ["special file", "move it aside"]
+    elif hostile == "wrong schema":
+        sqlite3.connect(ledger).executescript("CREATE TABLE productions (x); "
+                                              "CREATE TABLE transformations (y);")
+        words = ["not a ledger of this ctaoflow version", "no such column"]
+    else:
+        _ledger_with_rows(home, capsys)
+        with sqlite3.connect(ledger) as db:
+            db.execute("INSERT INTO files (transformation_id, lfn, size, storages, meta, status,"
+                       " error_count) VALUES (1, 'x', 0, '[]', '{damaged', 'Problematic', 0)")
+        words = ["not JSON", "'{damaged'", "restore the ledger"]
+    code, err = ctaoflow(capsys, "reset", DEMO)
+    assert code == 1
+    one_line(err, ledger, *words)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import os
 import secrets
 from functools import partial
@@ -19,7 +20,7 @@ from typing import Any, Iterable
 from sqlalchemy import exc
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text,
                         UniqueConstraint, create_engine, event)
-from sqlalchemy.engine import Engine, ExceptionContext
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ctaoflow import settings
@@ -184,13 +185,43 @@ def engine_for(url: str | None = None) -> Engine:
         sqlite = url.startswith("sqlite")
         timeout = _timeout()
         engine = create_engine(url, connect_args={"timeout": timeout} if sqlite else {},
-                               pool_pre_ping=not sqlite)
+                               pool_pre_ping=not sqlite,
+                               json_deserializer=partial(_json_value, url=url))
         if sqlite:
+            _check_sqlite_file(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "handle_error", partial(_ledger_error, timeout=timeout))
         Base.metadata.create_all(engine)
         _ENGINES[url] = engine
     return _ENGINES[url]
+
+
+def _check_sqlite_file(database: str | None) -> None:
+    """A ledger path must be a regular file or nothing: SQLite would block on a FIFO."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "a special file (FIFO, device or socket)"
+        raise LedgerError(f"ledger {path}: {kind} stands where the ledger file belongs; "
+                          "move it aside")
+
+
+def _json_value(text: str, url: str) -> Any:
+    """A JSON column's value; a damaged one is a LedgerError, not a decoding traceback."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise LedgerError(f"ledger {_where(make_url(url))}: a stored value is not JSON "
+                          f"({text[:40]!r}: {exc}); restore the ledger from a backup or "
+                          "repair that row") from None
+
+
+def _where(url: URL) -> str:
+    """The ledger as a person finds it: a SQLite file, or a server URL without password."""
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
 
 
 def _timeout() -> float:
@@ -218,6 +249,9 @@ _SQLITE_FIXES = (
      "read-only; make the file and its folder writable by this user, or point "
      "CTAOFLOW_HOME at a writable folder"),
     (("disk is full",), _DISK_FULL),
+    (("no such table", "no such column", "has no column"),
+     "not a ledger of this ctaoflow version ({first}); move it aside or point "
+     "CTAOFLOW_HOME at another folder"),
     (("unable to open", "disk i/o error"), "{diagnosis}"),
 )
 
@@ -230,14 +264,14 @@ def _ledger_error(context: ExceptionContext, timeout: float) -> None:
     url = context.engine.url if context.engine is not None else None
     first = (str(error).strip().splitlines() or [type(error).__name__])[0]
     if url is not None and url.get_backend_name() == "sqlite":
-        path = url.database or ":memory:"
+        path = _where(url)
         text = first.lower()
         for needles, fix in _SQLITE_FIXES:
             if any(needle in text for needle in needles):
                 raise LedgerError(f"ledger {path}: " + fix.format(
-                    path=path, timeout=timeout, diagnosis=_diagnose(Path(path))))
+                    path=path, timeout=timeout, first=first, diagnosis=_diagnose(Path(path))))
         raise LedgerError(f"ledger {path}: {first}; check the file and its disk, then retry")
-    where = url.render_as_string(hide_password=True) if url is not None else "database"
+    where = _where(url) if url is not None else "database"
     raise LedgerError(f"ledger {where}: {first}; check that the server is up and the "
                       "ctaoflow_ledger connection is right, then retry")
 
