@@ -17,9 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import exc
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text,
-                        UniqueConstraint, create_engine, event)
+                        UniqueConstraint, create_engine, event, exc)
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -240,18 +239,18 @@ _DISK_FULL = "the disk is full (nothing was written); free space on its file sys
 # SQLite's message (lower case) -> what it means and what to do about it
 _SQLITE_FIXES = (
     (("not a database", "malformed", "file is encrypted"),
-     "not a SQLite ledger (garbage or damaged); move it aside and restore it from a backup "
-     "(a fresh one is created if none is there)"),
+     ("not a SQLite ledger (garbage or damaged); move it aside and restore it from a "
+      "backup (a fresh one is created if none is there)")),
     (("locked", "busy"),
-     "locked by another process for more than {timeout:g} s; find it with `fuser {path}`, "
-     f"let it finish or stop it, then retry (or raise ${_TIMEOUT_ENV})"),
+     ("locked by another process for more than {timeout:g} s; find it with `fuser {path}`, "
+      f"let it finish or stop it, then retry (or raise ${_TIMEOUT_ENV})")),
     (("readonly", "read-only"),
-     "read-only; make the file and its folder writable by this user, or point "
-     "CTAOFLOW_HOME at a writable folder"),
+     ("read-only; make the file and its folder writable by this user, or point "
+      "CTAOFLOW_HOME at a writable folder")),
     (("disk is full",), _DISK_FULL),
     (("no such table", "no such column", "has no column"),
-     "not a ledger of this ctaoflow version ({first}); move it aside or point "
-     "CTAOFLOW_HOME at another folder"),
+     ("not a ledger of this ctaoflow version ({first}); move it aside or point "
+      "CTAOFLOW_HOME at another folder")),
     (("unable to open", "disk i/o error"), "{diagnosis}"),
 )
 
