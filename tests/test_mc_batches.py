@@ -39,8 +39,9 @@ def test_a_big_target_is_created_over_successive_prepares(home: Path) -> None:
         assert len(chunks) <= 1000  # one DAG run maps over these
         if total < 25_000:
             assert engine.finalize("sim")["status"] == {"Active": 1}
+        assert engine.prepare("sim") == chunks  # no new runs while 10,000 are open
         _finish_open_tasks(engine)
-    assert created == [10_000, 10_000, 5_000, 0]  # at most 10,000 new runs per prepare
+    assert created == [10_000, 10_000, 5_000, 0]  # at most 10,000 open runs at a time
     with engine.sessions() as session:
         runs = session.scalars(select(TaskRow.run).order_by(TaskRow.run)).all()
     assert runs == list(range(7, 7 + 25_000))

@@ -20,8 +20,8 @@ from ctaoflow.engine.ledger import (FileRow, FileStatus, TaskRow, TaskStatus,
 from ctaoflow.spec.chaining import input_query
 from ctaoflow.spec.model import Transformation
 
-# New MC runs per prepare: a DAG run maps over at most this many tasks' chunks, and a
-# target of millions is reached over successive runs, each in one bounded transaction.
+# Open MC runs at most: a DAG run maps over these tasks' chunks, and a target of millions
+# is reached over successive runs, each prepare one bounded transaction.
 MC_TASKS_PER_PREPARE = 10_000
 
 
@@ -119,18 +119,19 @@ def _group(ctx: Context, session: Session, row: TransformationRow,
 
 def _mc_tasks(ctx: Context, session: Session, row: TransformationRow,
               t: Transformation) -> list[TaskRow]:
-    """New MC runs until the target number of good or open jobs is reached, at most
-    ``MC_TASKS_PER_PREPARE`` per call: the rest at the next prepares (the transformation
-    stays Active until its target is met).
+    """New MC runs until the target number of good or open jobs is reached, with at most
+    ``MC_TASKS_PER_PREPARE`` open at a time: the rest at the next prepares (the
+    transformation stays Active until its target is met).
 
     Failed runs are replaced by new run numbers, until as many runs have failed as
     the target (then the production needs a person).
     """
     assert t.runs is not None
     target = t.runs.count + row.extra_runs
-    total, failed, last = session.execute(
+    open_statuses = [TaskStatus.CREATED.value, TaskStatus.SUBMITTED.value]
+    total, failed, running, last = session.execute(
         select(func.count(), func.count().filter(TaskRow.status == TaskStatus.FAILED.value),
-               func.max(TaskRow.run))
+               func.count().filter(TaskRow.status.in_(open_statuses)), func.max(TaskRow.run))
         .where(TaskRow.transformation_id == row.id)).one()
     missing = target - (total - failed)
     if missing <= 0 or failed >= target:
@@ -138,10 +139,10 @@ def _mc_tasks(ctx: Context, session: Session, row: TransformationRow,
     first = t.runs.start if last is None else last + 1
     next_index = _next_index(session, row)
     tasks = [TaskRow(transformation_id=row.id, index=next_index + i, run=first + i)
-             for i in range(min(missing, MC_TASKS_PER_PREPARE))]
+             for i in range(max(0, min(missing, MC_TASKS_PER_PREPARE - running)))]
     _assign_chunks(ctx, row, tasks)
     session.add_all(tasks)
-    if missing > len(tasks):
+    if tasks and missing > len(tasks):
         event(session, row, "tasks", f"{missing - len(tasks)} more runs to create at the "
                                      "next runs of the production")
     return tasks
