@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
+import sys
 import traceback
 from pathlib import Path
 from typing import Iterator
@@ -150,3 +152,20 @@ def test_other_hostile_ledgers(home: Path, capsys: pytest.CaptureFixture, hostil
     code, err = ctaoflow(capsys, "reset", DEMO)
     assert code == 1
     one_line(err, ledger, *words)
+
+
+@pytest.mark.parametrize(("mode", "words"), [(0o000, ["unreadable", "chmod u+rw"]),
+                                             (0o444, ["read-only", "writable"])])
+def test_file_permissions_as_an_ordinary_user(home: Path, capsys: pytest.CaptureFixture,
+                                              mode: int, words: list[str]) -> None:
+    """chmod as it hits a user: root runs the CLI without its permission-bypass capabilities."""
+    ledger = _ledger_with_rows(home, capsys)
+    ledger.chmod(mode)
+    bare = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.getuid() == 0 else []
+    if bare and shutil.which("setpriv") is None:
+        pytest.skip("setpriv is needed to drop root's permission bypass")
+    run = subprocess.run([*bare, sys.executable, "-m", "ctaoflow.cli", "stop", DEMO],
+                         capture_output=True, text=True, check=False,
+                         cwd=Path(__file__).parents[1])
+    assert run.returncode == 1
+    one_line(run.stderr, ledger, *words)

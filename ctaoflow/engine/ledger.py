@@ -281,6 +281,8 @@ def _diagnose(path: Path) -> str:
         return "a folder stands where the ledger file belongs; move it aside"
     if not path.parent.is_dir():
         return f"its folder {path.parent} does not exist or is not a folder; create it"
+    if path.exists() and not os.access(path, os.R_OK):
+        return "unreadable by this user; give it read and write permission (chmod u+rw)"
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         return ("read-only (SQLite also writes beside it); make the file and its folder "
                 "writable by this user, or point CTAOFLOW_HOME at a writable folder")
