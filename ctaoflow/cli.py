@@ -111,9 +111,9 @@ def cmd_stop_start(args: argparse.Namespace) -> int:
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
-    from ctaoflow.ops.operations import extend
+    from ctaoflow.ops.operations import extend, run_count
 
-    target = extend(load_production(args.file), args.transformation, args.runs)
+    target = extend(load_production(args.file), args.transformation, run_count(args.runs))
     print(f"{args.transformation}: target now {target} runs")
     return 0
 
@@ -187,7 +187,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extend", help="add runs to an MC simulation")
     p.add_argument("file")
     p.add_argument("transformation")
-    p.add_argument("runs", type=int)
+    p.add_argument("runs")
     p.set_defaults(func=cmd_extend)
     p = sub.add_parser("audit", help="reconcile ledger, catalog and batch systems; exit 1 "
                                      "with the discrepancies")

@@ -104,6 +104,18 @@ def _set_status(production: Production, status: TransformationStatus, label: str
         session.get(ProductionRow, rows[0].production_id).status = label
 
 
+def run_count(text: str) -> int:
+    """A number of runs as typed by a person: a whole positive number, else one line."""
+    try:
+        runs = int(text.strip().replace("_", ""), 10)
+    except ValueError:
+        raise OperationError(f"extend by {text[:40]!r} runs: give a whole positive number of "
+                             "runs, e.g. 1000") from None
+    if runs < 1:
+        raise OperationError(f"extend by {runs} runs: give a positive number")
+    return runs
+
+
 def extend(production: Production, transformation: str, runs: int,
            sessions: sessionmaker | None = None) -> int:
     """Add ``runs`` MC runs to an MC simulation; returns its new target."""
