@@ -29,18 +29,20 @@ from typing import Sequence
 from ctaoflow import settings
 from ctaoflow.backends.base import Backend, BackendError, JobSpec, JobState, JobStatus
 
-# Runs "$@" (the job's argv, never parsed by the shell), caps its log and records its
+LOG_HEAD = LOG_TAIL = 1 << 20  # a job's log keeps its first and last MiB
+_LOG_SLACK = 4096  # a log is cut only when that saves more than this
+# Runs "$@" (the job's argv, never parsed by the shell), caps a long log and records its
 # exit code. The log is opened for appending, so the daemon can also cap it while the
 # job writes.
 _WRAPPER = ('d="$1"; py="$2"; shift 2; "$@" >>"$d/job.log" 2>&1; c=$?; '
-            '"$py" -m ctaoflow.backends.local --cap "$d/job.log"; '
+            f'if [ "$(wc -c <"$d/job.log")" -gt {LOG_HEAD + LOG_TAIL + _LOG_SLACK} ]; then '
+            '"$py" -m ctaoflow.backends.local --cap "$d/job.log"; fi; '
             'echo $c >"$d/exit.part" && mv "$d/exit.part" "$d/exit"')
 _IDLE_EXIT_S = 30.0
 _TICK_S = 0.05
 # Every process of a job inherits this variable (value: the job's folder), so leftovers
 # that left its session (setsid, double fork) are still found in /proc and killed.
 MARKER = "CTAOFLOW_LOCAL_JOB"
-LOG_HEAD = LOG_TAIL = 1 << 20  # a job's log keeps its first and last MiB
 NOT_STARTED = 126  # the exit code of a job the daemon could not start
 
 
@@ -307,7 +309,7 @@ def cap_log(path: Path, head: int = LOG_HEAD, tail: int = LOG_TAIL) -> None:
     """
     try:
         size = path.stat().st_size
-        if size <= head + tail + 4096:
+        if size <= head + tail + _LOG_SLACK:
             return
         with path.open("r+b") as log:
             first = log.read(head)
