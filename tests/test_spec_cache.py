@@ -131,3 +131,16 @@ def test_an_unwritable_home_steps_aside(unwritable_home: Path, tmp_path: Path) -
     production = spec_cache.load_production(spec, known_sites={"local"})
     assert production == validation.load_production(spec, known_sites={"local"})
     assert spec_cache.load_production(spec, known_sites={"local"}) == production
+
+
+@pytest.mark.parametrize("unwritable_home", ["read-only mount"], indirect=True)
+def test_dags_parse_with_a_read_only_home(unwritable_home: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = tmp_path / "productions"
+    folder.mkdir()
+    (folder / "demo.yaml").write_text(DEMO.read_text())
+    monkeypatch.setenv("CTAOFLOW_PRODUCTIONS", str(folder))
+    bag = DagBag(dag_folder=str(DEMO.parents[2] / "dags"))
+    assert not bag.import_errors and "demo" in bag.dags
