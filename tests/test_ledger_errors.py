@@ -169,3 +169,10 @@ def test_file_permissions_as_an_ordinary_user(home: Path, capsys: pytest.Capture
                          cwd=Path(__file__).parents[1])
     assert run.returncode == 1
     one_line(run.stderr, ledger, *words)
+
+
+def test_a_home_that_is_not_a_folder(home: Path, capsys: pytest.CaptureFixture) -> None:
+    home.write_text("not a folder")
+    code, err = ctaoflow(capsys, "status", DEMO)
+    assert code == 1
+    one_line(err, home, "CTAOFLOW_HOME", "a file stands there", "a folder this user can write")
