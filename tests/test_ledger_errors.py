@@ -176,3 +176,13 @@ def test_a_home_that_is_not_a_folder(home: Path, capsys: pytest.CaptureFixture) 
     code, err = ctaoflow(capsys, "status", DEMO)
     assert code == 1
     one_line(err, home, "CTAOFLOW_HOME", "a file stands there", "a folder this user can write")
+
+
+@pytest.mark.parametrize("url", ["nonsense://u:secret@host/x", "postgresql+nodriver://u:secret@h/x",
+                                 "u:secret@host"])
+def test_a_ledger_url_that_cannot_be_used(url: str) -> None:
+    from ctaoflow.engine.ledger import LedgerError, engine_for
+
+    with pytest.raises(LedgerError, match="ctaoflow_ledger connection") as raised:
+        engine_for(url)
+    assert "secret" not in str(raised.value) and "\n" not in str(raised.value)

@@ -183,9 +183,14 @@ def engine_for(url: str | None = None) -> Engine:
     if url not in _ENGINES:
         sqlite = url.startswith("sqlite")
         timeout = _timeout()
-        engine = create_engine(url, connect_args={"timeout": timeout} if sqlite else {},
-                               pool_pre_ping=not sqlite,
-                               json_deserializer=partial(_json_value, url=url))
+        try:
+            engine = create_engine(url, connect_args={"timeout": timeout} if sqlite else {},
+                                   pool_pre_ping=not sqlite,
+                                   json_deserializer=partial(_json_value, url=url))
+        except (exc.ArgumentError, ImportError) as error:
+            shown = url.split("://")[0] + "://..." if "://" in url else "URL"  # no password
+            raise LedgerError(f"ledger {shown}: {error}; give the ctaoflow_ledger connection "
+                              "a SQLAlchemy URL whose driver is installed") from None
         if sqlite:
             _check_sqlite_file(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
