@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
-from ctaoflow.backends import JobSpec, JobState, SiteConfig, make_backend
+import pytest
+
+from ctaoflow.backends import BackendError, JobSpec, JobState, SiteConfig, make_backend
 
 
 def wait_final(backend, ids, timeout=30.0):
@@ -164,3 +167,26 @@ def test_job_logs_keep_head_and_tail(tmp_path: Path) -> None:
     assert log.startswith(b"line 0000000000\n")
     assert log.endswith(b"line %010d\n" % (lines - 1))
     assert b"bytes cut from the middle of this log" in log
+
+
+def test_a_full_spool_is_one_line_and_leaves_no_half_job(tmp_path: Path) -> None:
+    mount = tmp_path / "spool"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                      capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        backend = make_backend(site(tmp_path))
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError):
+            while True:
+                os.write(fd, b"\0" * 1024)
+        os.close(fd)
+        job = JobSpec(name="f.1", command=("true",), workdir=str(tmp_path / "w"),
+                      env={"BIG": "x" * 8192})
+        with pytest.raises(BackendError, match="cannot write its spool.*No space left") as raised:
+            backend.submit([job])
+        assert "\n" not in str(raised.value) and str(mount) in str(raised.value)
+        assert backend.find(["f.1"]) == {}
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)

@@ -50,22 +50,35 @@ class LocalBackend(Backend):
     """Jobs as detached processes on this machine, at most ``site.slots`` at once."""
 
     @property
+    def spool(self) -> Path:
+        return Path(self.site.options.get("root") or settings.home() / "local-batch")
+
+    @property
     def root(self) -> Path:
-        root = Path(self.site.options.get("root") or settings.home() / "local-batch")
+        """The spool folder, created with its ``jobs`` and ``queue`` folders."""
+        root = self.spool
         (root / "jobs").mkdir(parents=True, exist_ok=True)
         (root / "queue").mkdir(exist_ok=True)
         return root
 
     def submit(self, jobs: Sequence[JobSpec]) -> dict[str, str]:
-        root = self.root
-        for job in jobs:
-            folder = root / "jobs" / _safe(job.name)
-            if (folder / "spec.json").exists():
-                continue  # already submitted: submission is idempotent by name
-            folder.mkdir(exist_ok=True)
-            _write_atomic(folder / "spec.json", json.dumps(job.to_dict()))
-            (root / "queue" / f"{time.time_ns():020d}-{job.name}").touch()
-        ensure_daemon(root, self.site.slots)
+        try:
+            root = self.root
+            for job in jobs:
+                folder = root / "jobs" / _safe(job.name)
+                if (folder / "spec.json").exists():
+                    continue  # already submitted: submission is idempotent by name
+                folder.mkdir(exist_ok=True)
+                _write_atomic(folder / "spec.json", json.dumps(job.to_dict()))
+                try:
+                    (root / "queue" / f"{time.time_ns():020d}-{job.name}").touch()
+                except OSError:
+                    (folder / "spec.json").unlink()  # never a job known but not queued
+                    raise
+            ensure_daemon(root, self.site.slots)
+        except OSError as exc:
+            raise BackendError(f"local backend: cannot write its spool {self.spool}: {exc}; "
+                               "free space or fix permissions there") from None
         return {job.name: job.name for job in jobs}
 
     def find(self, names: Sequence[str]) -> dict[str, str]:
