@@ -256,13 +256,15 @@ _SQLITE_FIXES = (
     (("no such table", "no such column", "has no column"),
      ("not a ledger of this ctaoflow version ({first}); move it aside or point "
       "CTAOFLOW_HOME at another folder")),
-    (("unable to open", "disk i/o error"), "{diagnosis}"),
+    (("unable to open", "disk i/o error"), None),  # None: look at the file to say why
 )
 
 
 def _ledger_error(context: ExceptionContext, timeout: float) -> None:
     """``handle_error`` hook: a database error that is not a bug becomes a LedgerError."""
     wrapped, error = context.sqlalchemy_exception, context.original_exception
+    if context.is_pre_ping:
+        return  # the pool reconnects on its own
     if not (isinstance(wrapped, exc.OperationalError) or type(wrapped) is exc.DatabaseError):
         return  # constraint, programming and data errors are the code's: left as they are
     url = context.engine.url if context.engine is not None else None
@@ -272,8 +274,9 @@ def _ledger_error(context: ExceptionContext, timeout: float) -> None:
         text = first.lower()
         for needles, fix in _SQLITE_FIXES:
             if any(needle in text for needle in needles):
-                raise LedgerError(f"ledger {path}: " + fix.format(
-                    path=path, timeout=timeout, first=first, diagnosis=_diagnose(Path(path))))
+                why = (_diagnose(Path(path)) if fix is None
+                       else fix.format(path=path, timeout=timeout, first=first))
+                raise LedgerError(f"ledger {path}: {why}")
         raise LedgerError(f"ledger {path}: {first}; check the file and its disk, then retry")
     where = _where(url) if url is not None else "database"
     raise LedgerError(f"ledger {where}: {first}; check that the server is up and the "
@@ -282,6 +285,14 @@ def _ledger_error(context: ExceptionContext, timeout: float) -> None:
 
 def _diagnose(path: Path) -> str:
     """Why SQLite could not open or write the ledger file at ``path``, and the fix."""
+    try:
+        return _look_at(path)
+    except OSError as error:  # cannot even look
+        return f"cannot be reached ({error.strerror}); check the path and its permissions"
+
+
+def _look_at(path: Path) -> str:
+    """The first thing wrong with the ledger file at ``path``, and the fix."""
     if path.is_dir():
         return "a folder stands where the ledger file belongs; move it aside"
     if not path.parent.is_dir():
