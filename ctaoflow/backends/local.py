@@ -170,7 +170,9 @@ def ensure_daemon(root: Path, slots: int) -> None:
     with open(root / "daemon.log", "ab") as log:
         subprocess.Popen([sys.executable, "-m", "ctaoflow.backends.local", str(root), str(slots)],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True, close_fds=True)
+                         start_new_session=True, close_fds=True,
+                         # started from a job, it is still not part of that job
+                         env={k: v for k, v in os.environ.items() if k != MARKER})
 
 
 class Daemon:
