@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ctaoflow.backends.base import BackendError
 from ctaoflow.catalog.base import CatalogError
+from ctaoflow.engine.ledger import LedgerError
 from ctaoflow.spec.validation import SpecError, load_production, validate_files
 
 # Airflow's execution API imports svcs, which imports starlette.testclient; with httpx
@@ -126,9 +127,9 @@ def cmd_stop_start(args: argparse.Namespace) -> int:
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
-    from ctaoflow.ops.operations import extend
+    from ctaoflow.ops.operations import extend, run_count
 
-    target = extend(load_production(args.file), args.transformation, args.runs)
+    target = extend(load_production(args.file), args.transformation, run_count(args.runs))
     print(f"{args.transformation}: target now {target} runs")
     return 0
 
@@ -214,7 +215,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extend", help="add runs to an MC simulation")
     p.add_argument("file")
     p.add_argument("transformation")
-    p.add_argument("runs", type=int)
+    p.add_argument("runs")
     p.set_defaults(func=cmd_extend)
     p = sub.add_parser("accept", help="apply a spec change that sync refused, on purpose: "
                                       "record it as the next version, with the reason")
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     except SpecError as exc:
         print(exc, file=sys.stderr)
         code = 1
-    except (OSError, ValueError, CatalogError, BackendError) as exc:
+    except (OSError, ValueError, CatalogError, BackendError, LedgerError) as exc:
         print(f"ctaoflow {args.command}: {exc}", file=sys.stderr)
         code = 1
     sys.exit(code)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, Context
@@ -16,30 +16,38 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ctaoflow.backends import JobStatus
 from ctaoflow.engine import ChunkResult, Engine
+from ctaoflow.engine.ledger import LedgerError
 from ctaoflow.engine.versions import SpecChangeRefused
 from ctaoflow.ops import report
 from operators.hooks.production import ProductionHook
 from operators.triggers import JobsTrigger
 
 
-Method = TypeVar("Method", bound=Callable[..., Any])
+def _plain_failures(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The task's error is its one line: a refused spec change fails it at once (no
+    retry); a ledger error is retried, without the database's traceback."""
 
-
-def refusal_fails(method: Method) -> Method:
-    """A refused spec change fails the task at once, not retried, with its one line."""
     @functools.wraps(method)
     def wrapper(self: "ProductionOperator", *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except SpecChangeRefused as exc:
             raise AirflowFailException(exc.line(self.spec_path)) from None
-    return wrapper  # type: ignore[return-value]
+        except LedgerError as exc:
+            raise LedgerError(str(exc)) from None
+    return wrapper
 
 
 class ProductionOperator(BaseOperator):
     """Base: knows its production's spec file and, for most, one transformation."""
 
     ui_color = "#d6e4f0"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("execute", "resume", "resume_held"):
+            if name in cls.__dict__:
+                setattr(cls, name, _plain_failures(cls.__dict__[name]))
 
     def __init__(self, *, spec_path: str, transformation: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -54,7 +62,6 @@ class SyncProductionOperator(ProductionOperator):
     """Records the production and its transformations in the ledger; fails on a spec
     change that would redo or orphan work (``ctaoflow accept`` applies it on purpose)."""
 
-    @refusal_fails
     def execute(self, context: Context) -> None:
         self.hook().engine().sync()
 
@@ -62,7 +69,6 @@ class SyncProductionOperator(ProductionOperator):
 class PrepareTransformationOperator(ProductionOperator):
     """Takes in new input files, groups them into tasks; returns the chunks to run."""
 
-    @refusal_fails
     def execute(self, context: Context) -> list[int]:
         chunks = self.hook().engine().prepare(self.transformation)
         self.log.info("%s: %d chunk(s) with work: %s", self.transformation, len(chunks), chunks)
@@ -83,12 +89,10 @@ class RunChunkOperator(ProductionOperator):
         self.chunk = chunk
         self.poll_interval = poll_interval
 
-    @refusal_fails
     def execute(self, context: Context) -> None:
         engine = self.hook().engine()
         return self._next(engine, engine.submit(self.transformation, self.chunk, revive=True))
 
-    @refusal_fails
     def resume(self, context: Context, event: dict[str, Any]) -> None:
         engine = self.hook().engine()
         statuses = {site: {i: JobStatus.from_dict(s) for i, s in by_id.items()}
@@ -96,7 +100,6 @@ class RunChunkOperator(ProductionOperator):
         engine.collect(self.transformation, self.chunk, statuses)
         return self._next(engine, engine.submit(self.transformation, self.chunk))
 
-    @refusal_fails
     def resume_held(self, context: Context, event: Any = None) -> None:
         engine = self.hook().engine()
         return self._next(engine, engine.submit(self.transformation, self.chunk))
@@ -127,7 +130,6 @@ class RunChunkOperator(ProductionOperator):
 class FinalizeTransformationOperator(ProductionOperator):
     """Completes the transformation when nothing is left; logs its counts."""
 
-    @refusal_fails
     def execute(self, context: Context) -> dict[str, dict[str, int]]:
         summary = self.hook().engine().finalize(self.transformation)
         self.log.info("%s: %s", self.transformation, summary)
@@ -138,7 +140,6 @@ class ProductionReportOperator(ProductionOperator):
     """Logs the production's report: counts, top errors, files that need a person; fails
     the run when its spec change was refused."""
 
-    @refusal_fails
     def execute(self, context: Context) -> None:
         hook = self.hook()
         production = hook.production()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -94,3 +96,51 @@ def test_the_key_covers_every_module_validation_reads() -> None:
     read = {Path(f) for f in ctaoflow_modules_read_by(validation)} - {Path(settings.__file__)}
     assert {p.name for p in read} >= {"query.py", "chaining.py", "model.py", "yamlio.py"}
     assert read <= set(spec_cache.CODE_FILES)
+
+
+@pytest.fixture
+def unwritable_home(request: pytest.FixtureRequest, tmp_path: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """CTAOFLOW_HOME where nothing can be written: a file where the home or its cache
+    folder belongs, or a read-only tmpfs (root only)."""
+    home = tmp_path / "home"
+    mounted = False
+    if request.param == "home is a file":
+        home.write_text("not a folder")
+    elif request.param == "spec-cache is a file":
+        home.mkdir()
+        (home / "spec-cache").write_text("not a folder")
+    else:
+        home.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(home)],
+                          capture_output=True, check=False).returncode:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted = True
+    monkeypatch.setenv("CTAOFLOW_HOME", str(home))
+    yield home
+    if mounted:
+        subprocess.run(["umount", "-l", str(home)], check=True)
+
+
+@pytest.mark.parametrize("unwritable_home", ["home is a file", "spec-cache is a file",
+                                             "read-only mount"], indirect=True)
+def test_an_unwritable_home_steps_aside(unwritable_home: Path, tmp_path: Path) -> None:
+    """The spec is validated and returned each time, never cached."""
+    spec = tmp_path / "demo.yaml"
+    spec.write_text(DEMO.read_text())
+    production = spec_cache.load_production(spec, known_sites={"local"})
+    assert production == validation.load_production(spec, known_sites={"local"})
+    assert spec_cache.load_production(spec, known_sites={"local"}) == production
+
+
+@pytest.mark.parametrize("unwritable_home", ["read-only mount"], indirect=True)
+def test_dags_parse_with_a_read_only_home(unwritable_home: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = tmp_path / "productions"
+    folder.mkdir()
+    (folder / "demo.yaml").write_text(DEMO.read_text())
+    monkeypatch.setenv("CTAOFLOW_PRODUCTIONS", str(folder))
+    bag = DagBag(dag_folder=str(DEMO.parents[2] / "dags"))
+    assert not bag.import_errors and "demo" in bag.dags

@@ -6,8 +6,12 @@ ctaoflow.backends.local ROOT SLOTS``, started on demand, exiting when idle) star
 queued jobs while fewer than SLOTS run. Each job runs in its own session under a
 constant ``sh`` wrapper that passes the argument vector through ``"$@"`` untouched
 and records the exit code on disk, so a job's status survives the death of the
-daemon and of the task that submitted it. Spool layout, per job id (= job name):
-``spec.json``, ``pid``, ``exit``, ``cancel``, ``timeout``, ``job.log``.
+daemon and of the task that submitted it. A job the daemon cannot start (a NUL byte
+in an argument, a workdir it cannot create) fails with the reason in its log; the
+queue goes on. At the end of a job and at walltime every process of the job is
+killed, those that left its session included (found by an environment marker); logs
+keep their head and tail. Spool layout, per job id (= job name): ``spec.json``,
+``pid``, ``exit``, ``reason``, ``cancel``, ``timeout``, ``job.log``.
 """
 
 from __future__ import annotations
@@ -25,33 +29,56 @@ from typing import Sequence
 from ctaoflow import settings
 from ctaoflow.backends.base import Backend, BackendError, JobSpec, JobState, JobStatus
 
-# Runs "$@" (the job's argv, never parsed by the shell) and records its exit code.
-_WRAPPER = ('d="$1"; shift; "$@" >"$d/job.log" 2>&1; '
-            'echo $? >"$d/exit.part" && mv "$d/exit.part" "$d/exit"')
+LOG_HEAD = LOG_TAIL = 1 << 20  # a job's log keeps its first and last MiB
+_LOG_SLACK = 4096  # a log is cut only when that saves more than this
+# Runs "$@" (the job's argv, never parsed by the shell), caps a long log and records its
+# exit code. The log is opened for appending, so the daemon can also cap it while the
+# job writes.
+_WRAPPER = ('d="$1"; py="$2"; shift 2; "$@" >>"$d/job.log" 2>&1; c=$?; '
+            f'if [ "$(wc -c <"$d/job.log")" -gt {LOG_HEAD + LOG_TAIL + _LOG_SLACK} ]; then '
+            '"$py" -m ctaoflow.backends.local --cap "$d/job.log"; fi; '
+            'echo $c >"$d/exit.part" && mv "$d/exit.part" "$d/exit"')
 _IDLE_EXIT_S = 30.0
 _TICK_S = 0.05
+# Every process of a job inherits this variable (value: the job's folder), so leftovers
+# that left its session (setsid, double fork) are still found in /proc and killed.
+MARKER = "CTAOFLOW_LOCAL_JOB"
+NOT_STARTED = 126  # the exit code of a job the daemon could not start
 
 
 class LocalBackend(Backend):
     """Jobs as detached processes on this machine, at most ``site.slots`` at once."""
 
     @property
+    def spool(self) -> Path:
+        return Path(self.site.options.get("root") or settings.home() / "local-batch")
+
+    @property
     def root(self) -> Path:
-        root = Path(self.site.options.get("root") or settings.home() / "local-batch")
+        """The spool folder, created with its ``jobs`` and ``queue`` folders."""
+        root = self.spool
         (root / "jobs").mkdir(parents=True, exist_ok=True)
         (root / "queue").mkdir(exist_ok=True)
         return root
 
     def submit(self, jobs: Sequence[JobSpec]) -> dict[str, str]:
-        root = self.root
-        for job in jobs:
-            folder = root / "jobs" / _safe(job.name)
-            if (folder / "spec.json").exists():
-                continue  # already submitted: submission is idempotent by name
-            folder.mkdir(exist_ok=True)
-            _write_atomic(folder / "spec.json", json.dumps(job.to_dict()))
-            (root / "queue" / f"{time.time_ns():020d}-{job.name}").touch()
-        ensure_daemon(root, self.site.slots)
+        try:
+            root = self.root
+            for job in jobs:
+                folder = root / "jobs" / _safe(job.name)
+                if (folder / "spec.json").exists():
+                    continue  # already submitted: submission is idempotent by name
+                folder.mkdir(exist_ok=True)
+                _write_atomic(folder / "spec.json", json.dumps(job.to_dict()))
+                try:
+                    (root / "queue" / f"{time.time_ns():020d}-{job.name}").touch()
+                except OSError:
+                    (folder / "spec.json").unlink()  # never a job known but not queued
+                    raise
+            ensure_daemon(root, self.site.slots)
+        except OSError as exc:
+            raise BackendError(f"local backend: cannot write its spool {self.spool}: {exc}; "
+                               "free space or fix permissions there") from None
         return {job.name: job.name for job in jobs}
 
     def find(self, names: Sequence[str]) -> dict[str, str]:
@@ -117,7 +144,8 @@ def _status(folder: Path) -> JobStatus:
     if (folder / "cancelled").exists():
         return JobStatus(JobState.CANCELLED, code, "cancelled")
     if code is not None:
-        return JobStatus(JobState.DONE if code == 0 else JobState.FAILED, code)
+        reason = (folder / "reason").read_text() if (folder / "reason").exists() else ""
+        return JobStatus(JobState.DONE if code == 0 else JobState.FAILED, code, reason)
     if not (folder / "spec.json").exists():
         return JobStatus(JobState.LOST, None, "unknown to the local backend")
     try:
@@ -142,7 +170,9 @@ def ensure_daemon(root: Path, slots: int) -> None:
     with open(root / "daemon.log", "ab") as log:
         subprocess.Popen([sys.executable, "-m", "ctaoflow.backends.local", str(root), str(slots)],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         start_new_session=True, close_fds=True)
+                         start_new_session=True, close_fds=True,
+                         # started from a job, it is still not part of that job
+                         env={k: v for k, v in os.environ.items() if k != MARKER})
 
 
 class Daemon:
@@ -160,13 +190,15 @@ class Daemon:
     def _adopt(self) -> None:
         """Take over jobs left running by a previous daemon."""
         for folder in (self.root / "jobs").iterdir():
-            pid_file = folder / "pid"
-            if pid_file.exists() and not (folder / "exit").exists():
-                pid = int(pid_file.read_text())
-                if _alive(pid):
-                    spec = json.loads((folder / "spec.json").read_text())
-                    self.running[folder.name] = (pid, pid_file.stat().st_mtime,
-                                                 spec.get("walltime_s", 3600))
+            try:
+                pid = int((folder / "pid").read_text())
+                if (folder / "exit").exists() or not _alive(pid):
+                    continue
+                spec = json.loads((folder / "spec.json").read_text())
+                self.running[folder.name] = (pid, (folder / "pid").stat().st_mtime,
+                                             spec.get("walltime_s", 3600))
+            except (OSError, ValueError):
+                continue  # never started, or not a job folder: nothing to adopt
 
     def tick(self) -> bool:
         """One scheduling cycle; returns whether anything is queued or running."""
@@ -176,35 +208,49 @@ class Daemon:
         for entry in queue:
             if len(self.running) >= self.slots:
                 break
-            job_id = entry.name.split("-", 1)[1]
-            folder = self.root / "jobs" / job_id
-            if (folder / "cancel").exists():
-                (folder / "cancelled").touch()
-                (folder / "exit").write_text("143\n")
-            elif not (folder / "pid").exists():
-                self._start(job_id, folder)
-            entry.unlink()
+            try:
+                self._dequeue(entry.name.partition("-")[2])
+            finally:  # a bad entry must never block the queue
+                entry.unlink(missing_ok=True)
         return bool(self.running) or bool(queue)
+
+    def _dequeue(self, job_id: str) -> None:
+        folder = self.root / "jobs" / job_id
+        if not job_id or "/" in job_id or not (folder / "spec.json").is_file():
+            return  # not a job of this spool
+        if (folder / "cancel").exists():
+            (folder / "cancelled").touch()
+            (folder / "exit").write_text("143\n")
+        elif not (folder / "pid").exists():
+            try:
+                self._start(job_id, folder)
+            except Exception as exc:  # noqa: BLE001 - whatever the job, the daemon goes on
+                _not_started(folder, f"{type(exc).__name__}: {exc}")
 
     def _start(self, job_id: str, folder: Path) -> None:
         spec = json.loads((folder / "spec.json").read_text())
         workdir = Path(spec["workdir"])
         workdir.mkdir(parents=True, exist_ok=True)
+        env = {**self.env, **spec.get("env", {}), MARKER: str(folder)}
         proc = subprocess.Popen(
-            ["sh", "-c", _WRAPPER, "sh", str(folder), *spec["command"]],
-            cwd=workdir, env={**self.env, **spec.get("env", {})}, stdin=subprocess.DEVNULL,
+            ["sh", "-c", _WRAPPER, "sh", str(folder), sys.executable, *spec["command"]],
+            cwd=workdir, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _write_atomic(folder / "pid", str(proc.pid))
         self.children[proc.pid] = proc
         self.running[job_id] = (proc.pid, time.time(), spec.get("walltime_s", 3600))
 
     def _reap(self) -> None:
+        """Forget finished jobs, after killing what they left behind and capping the log."""
         for job_id, (pid, _, _) in list(self.running.items()):
             child = self.children.get(pid)
             finished = child.poll() is not None if child else not _alive(pid)
+            folder = self.root / "jobs" / job_id
             if finished:
+                kill_job(pid, folder)
                 self.children.pop(pid, None)
                 del self.running[job_id]
+            cap_log(folder / "job.log")
 
     def _enforce(self) -> None:
         now = time.time()
@@ -212,17 +258,88 @@ class Daemon:
             folder = self.root / "jobs" / job_id
             if (folder / "cancel").exists() and not (folder / "cancelled").exists():
                 (folder / "cancelled").touch()
-                _kill_group(pid)
+                kill_job(pid, folder)
             elif now - started > walltime and not (folder / "timeout").exists():
                 (folder / "timeout").touch()
-                _kill_group(pid)
+                kill_job(pid, folder)
 
 
-def _kill_group(pid: int) -> None:
+def _not_started(folder: Path, reason: str) -> None:
+    """Fail a job the daemon could not start: the reason in its log and status."""
+    reason = f"the local backend could not start this job: {reason}"
+    with (folder / "job.log").open("a") as log:
+        log.write(f"ctaoflow local backend: {reason}\n")
+    _write_atomic(folder / "reason", reason)
+    _write_atomic(folder / "exit", f"{NOT_STARTED}\n")
+
+
+def job_processes(pid: int, folder: Path) -> set[int]:
+    """Every live process of the job whose wrapper was ``pid``: what carries the job's
+    marker (setsid escapees included), its session and process group (unless ``pid`` now
+    belongs to another process), and the descendants of all these."""
+    marker = f"{MARKER}={folder}".encode()
+    parents: dict[int, int] = {}
+    found: set[int] = set()
+    by_id: set[int] = set()  # in the session or process group ``pid`` led
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        proc = int(entry.name)
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            parents[proc] = int(fields[1])
+            if pid in (int(fields[2]), int(fields[3])):
+                by_id.add(proc)
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.add(proc)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    if pid not in parents or pid in found:  # ``pid`` is still the job's, or nobody's
+        found |= by_id
+    grown = found
+    while grown:  # add the descendants of what was found
+        grown = {p for p, parent in parents.items() if parent in grown} - found
+        found |= grown
+    return {p for p in found if _alive(p)}
+
+
+def kill_job(pid: int, folder: Path) -> None:
+    """SIGKILL every process of the job, until none is left (forks during the sweep)."""
+    for _ in range(10):
+        processes = job_processes(pid, folder)
+        if not processes:
+            return
+        for proc in processes:
+            try:
+                os.kill(proc, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def cap_log(path: Path, head: int = LOG_HEAD, tail: int = LOG_TAIL) -> None:
+    """Cut the middle of a log beyond ``head + tail`` bytes, in place, saying how much.
+
+    The job appends to the same file (``>>``), so it keeps writing after the cut (as
+    logrotate's copytruncate; bytes written during the cut itself may be lost).
+    """
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        size = path.stat().st_size
+        if size <= head + tail + _LOG_SLACK:
+            return
+        with path.open("r+b") as log:
+            first = log.read(head)
+            log.seek(size - tail)
+            last = log.read(tail)
+            cut_file = path.with_name(path.name + ".cut")
+            cut = size - head - tail + (int(cut_file.read_text()) if cut_file.exists() else 0)
+            _write_atomic(cut_file, str(cut))
+            note = (f"\n[ctaoflow local backend: {cut} bytes cut from the middle of this log; "
+                    f"it keeps the first {head} and the last {tail} bytes]\n").encode()
+            log.seek(0)
+            log.truncate()
+            log.write(first + note + last)
+    except (OSError, ValueError):
+        pass  # the next tick tries again
 
 
 def main(root: str, slots: str) -> None:
@@ -249,4 +366,7 @@ def main(root: str, slots: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "--cap":  # the wrapper, as its job ends
+        cap_log(Path(sys.argv[2]))
+    else:
+        main(*sys.argv[1:3])

@@ -20,6 +20,10 @@ from ctaoflow.engine.ledger import (FileRow, FileStatus, TaskRow, TaskStatus,
 from ctaoflow.spec.chaining import input_query
 from ctaoflow.spec.model import Transformation
 
+# Open MC runs at most: a DAG run maps over these tasks' chunks, and a target of millions
+# is reached over successive runs, each prepare one bounded transaction.
+MC_TASKS_PER_PREPARE = 10_000
+
 
 def prepare(ctx: Context, name: str) -> list[int]:
     """Take in new input files, group them into tasks; return chunks with work."""
@@ -115,25 +119,32 @@ def _group(ctx: Context, session: Session, row: TransformationRow,
 
 def _mc_tasks(ctx: Context, session: Session, row: TransformationRow,
               t: Transformation) -> list[TaskRow]:
-    """New MC runs until the target number of good or open jobs is reached.
+    """New MC runs until the target number of good or open jobs is reached, with at most
+    ``MC_TASKS_PER_PREPARE`` open at a time: the rest at the next prepares (the
+    transformation stays Active until its target is met).
 
     Failed runs are replaced by new run numbers, until as many runs have failed as
     the target (then the production needs a person).
     """
     assert t.runs is not None
     target = t.runs.count + row.extra_runs
-    existing = session.execute(select(TaskRow.status, TaskRow.run)
-                               .where(TaskRow.transformation_id == row.id)).all()
-    failed = sum(status == TaskStatus.FAILED.value for status, _ in existing)
-    missing = target - (len(existing) - failed)
+    open_statuses = [TaskStatus.CREATED.value, TaskStatus.SUBMITTED.value]
+    total, failed, running, last = session.execute(
+        select(func.count(), func.count().filter(TaskRow.status == TaskStatus.FAILED.value),
+               func.count().filter(TaskRow.status.in_(open_statuses)), func.max(TaskRow.run))
+        .where(TaskRow.transformation_id == row.id)).one()
+    missing = target - (total - failed)
     if missing <= 0 or failed >= target:
         return []
-    first = max((run for _, run in existing), default=t.runs.start - 1) + 1
+    first = t.runs.start if last is None else last + 1
     next_index = _next_index(session, row)
     tasks = [TaskRow(transformation_id=row.id, index=next_index + i, run=first + i)
-             for i in range(missing)]
+             for i in range(max(0, min(missing, MC_TASKS_PER_PREPARE - running)))]
     _assign_chunks(ctx, row, tasks)
     session.add_all(tasks)
+    if tasks and missing > len(tasks):
+        event(session, row, "tasks", f"{missing - len(tasks)} more runs to create at the "
+                                     "next runs of the production")
     return tasks
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ def planned_outputs(production: Production, transformation: Transformation,
         name = _format(output.name, {**metadata, **_fields(production, transformation, task)})
         if "/" in name or name in ("", ".", ".."):
             raise ValueError(f"output name {name!r} of task {task.index} is not a file name")
+        _check_passable(f"output name of task {task.index}", name, NAME_MAX)
         lfn = f"{production.output_base}/{transformation.name}/{name}"
         outputs.append(OutputFile(lfn=lfn, path=str(Path(workdir) / name), metadata=metadata))
     return outputs
@@ -63,12 +65,38 @@ def build_job(production: Production, transformation: Transformation, task: Task
     for arg in transformation.job.command:
         alone = arg[1:-1] if arg.startswith("{") and arg.endswith("}") else None
         command.extend(lists[alone] if alone in lists else [_format(arg, fields)])
+    for i, arg in enumerate(command):
+        _check_passable(f"argument {i} of the command", arg)
+    for key, value in transformation.job.env.items():
+        _check_passable(f"environment variable {key!r}", f"{key}={value}")
     env_spec = transformation.job.environment or production.defaults.environment
     resources = transformation.job.resources or production.defaults.resources
     return JobSpec(name=name,
                    command=tuple(command), workdir=workdir, env=dict(transformation.job.env),
                    cores=resources.cores, memory_mb=resources.memory_mb,
                    walltime_s=resources.walltime_s, image=env_spec.image)
+
+
+MAX_ARG_BYTES = 128 * 1024  # Linux's MAX_ARG_STRLEN: the longest single argument
+NAME_MAX = 255  # the longest file name
+
+
+def _check_passable(what: str, value: str, limit: int = MAX_ARG_BYTES) -> None:
+    """Raise ValueError when ``value`` cannot reach a process (or name a file): a NUL
+    byte, a character with no byte encoding, or more than ``limit`` bytes."""
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    fix = "fix the spec value or the catalog metadata it is filled from"
+    if "\0" in value:
+        raise ValueError(f"{what} {shown!r} contains a NUL byte, which no command line "
+                         f"can carry; {fix}")
+    try:
+        size = len(os.fsencode(value))
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} {shown!r} contains {value[exc.start]!r}, a character "
+                         f"no command line can carry; {fix}") from None
+    if size > limit:
+        raise ValueError(f"{what} {shown!r} is {size} bytes, more than the {limit} it may "
+                         f"hold; {fix}")
 
 
 def _fields(production: Production, transformation: Transformation,

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
+import os
 import secrets
+from functools import partial
+from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text,
-                        UniqueConstraint, create_engine, event)
-from sqlalchemy.engine import Engine
+                        UniqueConstraint, create_engine, event, exc)
+from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ctaoflow import settings
@@ -177,21 +181,147 @@ def default_url() -> str:
     return f"sqlite:///{settings.home() / 'ledger.db'}"
 
 
+class LedgerError(RuntimeError):
+    """The ledger cannot be read or written; the message names it and the fix."""
+
+
 _ENGINES: dict[str, Engine] = {}
+_TIMEOUT_ENV = "CTAOFLOW_LEDGER_TIMEOUT"
 
 
 def engine_for(url: str | None = None) -> Engine:
-    """One engine per URL per process; SQLite gets WAL and a long busy timeout."""
+    """One engine per URL per process; SQLite gets WAL and a busy timeout
+    (``$CTAOFLOW_LEDGER_TIMEOUT`` seconds, 60 by default).
+
+    Database errors that are not the code's (a garbage, unreadable, locked, read-only or
+    full ledger, an unreachable server) are raised as one-line ``LedgerError``s.
+    """
     url = url or default_url()
     if url not in _ENGINES:
         sqlite = url.startswith("sqlite")
-        engine = create_engine(url, connect_args={"timeout": 60} if sqlite else {},
-                               pool_pre_ping=not sqlite)
+        timeout = _timeout()
+        try:
+            engine = create_engine(url, connect_args={"timeout": timeout} if sqlite else {},
+                                   pool_pre_ping=not sqlite,
+                                   json_deserializer=partial(_json_value, url=url))
+        except (exc.ArgumentError, ImportError) as error:
+            shown = url.split("://")[0] + "://..." if "://" in url else "URL"  # no password
+            raise LedgerError(f"ledger {shown}: {error}; give the ctaoflow_ledger connection "
+                              "a SQLAlchemy URL whose driver is installed") from None
         if sqlite:
+            _check_sqlite_file(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "handle_error", partial(_ledger_error, timeout=timeout))
         Base.metadata.create_all(engine)
         _ENGINES[url] = engine
     return _ENGINES[url]
+
+
+def _check_sqlite_file(database: str | None) -> None:
+    """A ledger path must be a regular file or nothing: SQLite would block on a FIFO."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "a special file (FIFO, device or socket)"
+        raise LedgerError(f"ledger {path}: {kind} stands where the ledger file belongs; "
+                          "move it aside")
+
+
+def _json_value(text: str, url: str) -> Any:
+    """A JSON column's value; a damaged one is a LedgerError, not a decoding traceback."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise LedgerError(f"ledger {_where(make_url(url))}: a stored value is not JSON "
+                          f"({text[:40]!r}: {exc}); restore the ledger from a backup or "
+                          "repair that row") from None
+
+
+def _where(url: URL) -> str:
+    """The ledger as a person finds it: a SQLite file, or a server URL without password."""
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
+
+
+def _timeout() -> float:
+    value = os.environ.get(_TIMEOUT_ENV, "60")
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = -1.0
+    if not 0 <= timeout < 1e6:
+        raise LedgerError(f"{_TIMEOUT_ENV}={value!r}: give the seconds to wait for a locked "
+                          "ledger, e.g. 60")
+    return timeout
+
+
+_DISK_FULL = "the disk is full (nothing was written); free space on its file system and retry"
+# SQLite's message (lower case) -> what it means and what to do about it
+_SQLITE_FIXES = (
+    (("not a database", "malformed", "file is encrypted"),
+     ("not a SQLite ledger (garbage or damaged); move it aside and restore it from a "
+      "backup (a fresh one is created if none is there)")),
+    (("locked", "busy"),
+     ("locked by another process for more than {timeout:g} s; find it with `fuser {path}`, "
+      f"let it finish or stop it, then retry (or raise ${_TIMEOUT_ENV})")),
+    (("readonly", "read-only"),
+     ("read-only; make the file and its folder writable by this user, or point "
+      "CTAOFLOW_HOME at a writable folder")),
+    (("disk is full",), _DISK_FULL),
+    (("no such table", "no such column", "has no column"),
+     ("not a ledger of this ctaoflow version ({first}); move it aside or point "
+      "CTAOFLOW_HOME at another folder")),
+    (("unable to open", "disk i/o error"), None),  # None: look at the file to say why
+)
+
+
+def _ledger_error(context: ExceptionContext, timeout: float) -> None:
+    """``handle_error`` hook: a database error that is not a bug becomes a LedgerError."""
+    wrapped, error = context.sqlalchemy_exception, context.original_exception
+    if context.is_pre_ping:
+        return  # the pool reconnects on its own
+    if not (isinstance(wrapped, exc.OperationalError) or type(wrapped) is exc.DatabaseError):
+        return  # constraint, programming and data errors are the code's: left as they are
+    url = context.engine.url if context.engine is not None else None
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if url is not None and url.get_backend_name() == "sqlite":
+        path = _where(url)
+        text = first.lower()
+        for needles, fix in _SQLITE_FIXES:
+            if any(needle in text for needle in needles):
+                why = (_diagnose(Path(path)) if fix is None
+                       else fix.format(path=path, timeout=timeout, first=first))
+                raise LedgerError(f"ledger {path}: {why}")
+        raise LedgerError(f"ledger {path}: {first}; check the file and its disk, then retry")
+    where = _where(url) if url is not None else "database"
+    raise LedgerError(f"ledger {where}: {first}; check that the server is up and the "
+                      "ctaoflow_ledger connection is right, then retry")
+
+
+def _diagnose(path: Path) -> str:
+    """Why SQLite could not open or write the ledger file at ``path``, and the fix."""
+    try:
+        return _look_at(path)
+    except OSError as error:  # cannot even look
+        return f"cannot be reached ({error.strerror}); check the path and its permissions"
+
+
+def _look_at(path: Path) -> str:
+    """The first thing wrong with the ledger file at ``path``, and the fix."""
+    if path.is_dir():
+        return "a folder stands where the ledger file belongs; move it aside"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist or is not a folder; create it"
+    if path.exists() and not os.access(path, os.R_OK):
+        return "unreadable by this user; give it read and write permission (chmod u+rw)"
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return ("read-only (SQLite also writes beside it); make the file and its folder "
+                "writable by this user, or point CTAOFLOW_HOME at a writable folder")
+    if os.statvfs(path.parent).f_bavail == 0:
+        return _DISK_FULL
+    return "input/output error; check the file, its disk and file system, then retry"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

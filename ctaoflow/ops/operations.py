@@ -14,6 +14,9 @@ from ctaoflow.engine.ledger import (EventRow, FileRow, FileStatus, JobRow, Produ
 from ctaoflow.spec.model import Production
 
 
+MAX_RUN = 2**31 - 1  # run numbers and counts are 32-bit integers in the ledger
+
+
 class OperationError(ValueError):
     """An operation that cannot apply; the message is one line with the fix."""
 
@@ -103,6 +106,18 @@ def _set_status(production: Production, status: TransformationStatus, label: str
         session.get(ProductionRow, rows[0].production_id).status = label
 
 
+def run_count(text: str) -> int:
+    """A number of runs as typed by a person: a whole positive number, else one line."""
+    try:
+        runs = int(text.strip().replace("_", ""), 10)
+    except ValueError:
+        raise OperationError(f"extend by {text[:40]!r} runs: give a whole positive number of "
+                             "runs, e.g. 1000") from None
+    if runs < 1:
+        raise OperationError(f"extend by {runs} runs: give a positive number")
+    return runs
+
+
 def extend(production: Production, transformation: str, runs: int,
            sessions: sessionmaker | None = None) -> int:
     """Add ``runs`` MC runs to an MC simulation; returns its new target."""
@@ -115,9 +130,14 @@ def extend(production: Production, transformation: str, runs: int,
         raise OperationError(f"extend by {runs} runs: give a positive number")
     with (sessions or session_factory()).begin() as session:
         (row,) = _rows(session, production, transformation)
+        assert spec is not None and spec.runs is not None
+        # failed runs are replaced by new numbers: up to start + 2 * target
+        room = (MAX_RUN - spec.runs.start) // 2 - spec.runs.count - row.extra_runs
+        if runs > room:
+            raise OperationError(f"extend {transformation} by {runs} runs: beyond the run "
+                                 f"numbers the ledger holds; give at most {max(room, 0)}")
         row.extra_runs += runs
         if row.status == TransformationStatus.COMPLETED.value:
             row.status = TransformationStatus.ACTIVE.value
         _event(session, row, "extend", f"{runs} more runs")
-        assert spec is not None and spec.runs is not None
         return spec.runs.count + row.extra_runs

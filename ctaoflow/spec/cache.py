@@ -3,11 +3,13 @@
 Airflow parses DAG files in fresh processes over and over. A spec whose bytes, known
 sites and validating code (every module of ``ctaoflow.spec``) are unchanged was valid
 before: it is read back from ``$CTAOFLOW_HOME/spec-cache/<sha256>.json`` instead of
-being validated again.
+being validated again. A cache that cannot be written (a read-only or full home) is
+stepped over: the spec is validated each time instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -27,15 +29,27 @@ def load_production(path: str | os.PathLike, known_sites: Iterable[str] | None =
     text = Path(path).read_bytes()
     sites = "\n".join(sorted(known_sites)) if known_sites is not None else "*"
     key = hashlib.sha256(_CODE + b"\0" + sites.encode() + b"\0" + text).hexdigest()
-    cached = settings.home() / "spec-cache" / f"{key}.json"
     try:
+        cached = settings.home() / "spec-cache" / f"{key}.json"
         return Production.model_validate_json(cached.read_bytes())
     except (OSError, ValueError):
         pass
     production = validation.load_production(path, known_sites=set(known_sites)
                                             if known_sites is not None else None)
-    cached.parent.mkdir(exist_ok=True)
-    partial = cached.with_suffix(f".{os.getpid()}.part")
-    partial.write_text(production.model_dump_json(by_alias=True))
-    os.replace(partial, cached)
+    _store(production, key)
     return production
+
+
+def _store(production: Production, key: str) -> None:
+    """Cache a validated production; a home that cannot be written is skipped, not fatal."""
+    partial = None
+    try:
+        cached = settings.home() / "spec-cache" / f"{key}.json"
+        cached.parent.mkdir(exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.part")
+        partial.write_text(production.model_dump_json(by_alias=True))
+        os.replace(partial, cached)
+    except OSError:
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
