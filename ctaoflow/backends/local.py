@@ -320,16 +320,20 @@ def cap_log(path: Path, head: int = LOG_HEAD, tail: int = LOG_TAIL) -> None:
     """Cut the middle of a log beyond ``head + tail`` bytes, in place, saying how much.
 
     The job appends to the same file (``>>``), so it keeps writing after the cut (as
-    logrotate's copytruncate; bytes written during the cut itself may be lost).
+    logrotate's copytruncate; only bytes written between reading the tail and the cut
+    may be lost). The daemon and the job's wrapper may both cap: a lock serializes them.
     """
     try:
-        size = path.stat().st_size
-        if size <= head + tail + _LOG_SLACK:
+        if path.stat().st_size <= head + tail + _LOG_SLACK:
             return
         with path.open("r+b") as log:
+            fcntl.flock(log, fcntl.LOCK_EX)
+            size = os.fstat(log.fileno()).st_size
+            if size <= head + tail + _LOG_SLACK:
+                return
             first = log.read(head)
             log.seek(size - tail)
-            last = log.read(tail)
+            last = log.read()  # to the end, with what the job wrote meanwhile
             cut_file = path.with_name(path.name + ".cut")
             cut = size - head - tail + (int(cut_file.read_text()) if cut_file.exists() else 0)
             _write_atomic(cut_file, str(cut))
