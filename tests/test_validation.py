@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from ctaoflow.spec.validation import (
     validate_files,
 )
 from ctaoflow.spec import yamlio
-from ctaoflow.spec.yamlio import MAX_CHARS, MAX_VALUES
+from ctaoflow.spec.yamlio import MAX_BYTES, MAX_VALUES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "config" / "productions").glob("*.yaml"))
@@ -168,7 +170,7 @@ def test_alias_bomb_is_refused_fast(check) -> None:
     start = time.perf_counter()
     errors = check("\n".join(lines) + "\n")
     assert time.perf_counter() - start < 2
-    assert len(errors) == 1 and f"more than {MAX_VALUES} values (aliases?)" in errors[0]
+    assert len(errors) == 1 and f"aliases repeat more than {MAX_VALUES} values" in errors[0]
 
 
 def test_recursive_alias_and_deep_nesting(check) -> None:
@@ -182,9 +184,34 @@ def test_recursive_alias_and_deep_nesting(check) -> None:
 
 
 def test_huge_file_is_refused(check) -> None:
-    assert check("a: " + "x" * MAX_CHARS + "\n") == [
-        (f"f.yaml:1:1: (syntax): the file has {MAX_CHARS + 4} characters, more than "
-         f"{MAX_CHARS}; a production spec is a few kB")]
+    assert check("a: " + "x" * MAX_BYTES + "\n") == [
+        (f"f.yaml:1:1: (file): larger than {MAX_BYTES} bytes; a spec or sites file is a few "
+         "kB: check that this is the right file")]
+
+
+def test_endless_or_huge_sources_are_refused_before_reading(check, tmp_path: Path) -> None:
+    sparse = tmp_path / "sparse.yaml"
+    with sparse.open("wb") as file:
+        file.truncate(50 * 2**30)  # 50 GB of holes: reading it would take minutes
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # no writer: opening it for a blocking read would hang
+    assert validate_files([sparse, fifo, "/dev/zero", tmp_path]) == [
+        (f"{sparse}:1:1: (file): larger than {MAX_BYTES} bytes; a spec or sites file is a few "
+         "kB: check that this is the right file"),
+        f"{fifo}:1:1: (file): not a regular file; give the path of a YAML file",
+        "/dev/zero:1:1: (file): not a regular file; give the path of a YAML file",
+        f"{tmp_path}:1:1: (file): not a regular file; give the path of a YAML file"]
+
+
+def test_a_file_growing_after_its_size_was_taken_is_cut_at_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("production: " + "x" * 100)
+    real_fstat = os.fstat
+    monkeypatch.setattr(yamlio.os, "fstat", lambda fd: types.SimpleNamespace(
+        st_mode=real_fstat(fd).st_mode, st_size=0))  # it was empty when looked at
+    with pytest.raises(yamlio.UnreadableFile, match="larger than 10 bytes"):
+        yamlio.read_bounded(path, 10)
 
 
 def test_yaml_surprises_get_a_quoting_fix(check) -> None:
@@ -522,3 +549,83 @@ def test_load_production_raises_all_errors(tmp_path: Path) -> None:
         f"{path}:12:12: transformations.0.sites: expected a list, got the number 3; write [3]",
         (f"{path}:18:44: transformations.1.job.command.3: unknown placeholder {{inputz}}; "
         "did you mean {input}?")]
+
+
+# -- what could escape, what no command line carries, what cannot run ----------------
+
+NAME_RULE = ("is not a valid name; start with a letter or digit, then letters, digits, '.', "
+             "'_' or '-' (63 at most), e.g. 'LOCAL-DISK'")
+
+
+def test_storage_and_site_names_cannot_escape(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ndefaults: {storage: ../up, "
+                        "sites: [a/b]}\n") + PROCESS + "    storage: /abs\n    sites: ['..']\n"
+    assert check(text) == [
+        f"f.yaml:2:21: defaults.storage: '../up' {NAME_RULE}",
+        f"f.yaml:2:36: defaults.sites.0: 'a/b' {NAME_RULE}",
+        f"f.yaml:13:14: transformations.0.storage: '/abs' {NAME_RULE}",
+        f"f.yaml:14:13: transformations.0.sites.0: '..' {NAME_RULE}"]
+
+
+@pytest.mark.parametrize("base", ["/ctao/../{production}", "/ctao//x", "/ctao/./x", "ctao/x"])
+def test_lfn_base_is_a_plain_absolute_path(check, base: str) -> None:
+    (error,) = check(HEAD.replace("production: t\n", f"production: t\nlfn_base: {base}\n")
+                     + PROCESS)
+    assert error.startswith(f"f.yaml:2:11: lfn_base: '{base}' ")
+
+
+def test_output_name_is_a_file_name(check) -> None:
+    assert check(HEAD + PROCESS.replace('"{particle}_{task:04d}.h5"', '".."')) == [
+        ("f.yaml:10:15: transformations.0.outputs.0.name: '..' is not a file name; write "
+         "e.g. '{transformation}_{task:06d}.h5'")]
+
+
+def test_control_characters_anywhere_but_free_text(check) -> None:
+    text = HEAD.replace("production: t\n", 'production: t\ndescription: "a\\tb\\nc"\n'
+                        'common: {site: "x\\0y", "k\\x1b": 1}\n') + PROCESS.replace(
+        "      command: [run,", '      parameters: {p: "a\\x01"}\n      command: ["r\\0un",')
+    carry = "which no command line or file name can carry; remove it"
+    assert check(text) == [
+        f"f.yaml:3:16: common.site: the value holds the control character '\\x00', {carry}",
+        f"f.yaml:3:24: common.k\\x1b: the key holds the control character '\\x1b', {carry}",
+        (f"f.yaml:10:23: transformations.0.job.parameters.p: the value holds the control "
+         f"character '\\x01', {carry}"),
+        (f"f.yaml:11:17: transformations.0.job.command.0: the value holds the control "
+         f"character '\\x00', {carry}")]
+
+
+@pytest.mark.parametrize("schedule, reason", [
+    ("every day", "2 fields, not 5"), ("* * * * * *", "6 fields, not 5"),
+    ("60 * * * *", "[60 * * * *] is not acceptable, out of range")])
+def test_schedule_is_a_cron_expression(check, schedule: str, reason: str) -> None:
+    text = HEAD.replace("production: t\n", f"production: t\nschedule: '{schedule}'\n") + PROCESS
+    assert check(text) == [
+        (f"f.yaml:2:11: schedule: '{schedule}' is not a cron expression ({reason}); write 5 "
+         "fields, 'minute hour day month weekday' (e.g. '*/30 * * * *'), or a preset: @once, "
+         "@continuous, @hourly, @daily, @weekly, @monthly, @quarterly, @yearly")]
+
+
+@pytest.mark.parametrize("schedule", ["'*/30 * * * *'", "'@daily'", "'@once'", "null"])
+def test_good_schedules(check, schedule: str) -> None:
+    assert check(HEAD.replace("production: t\n", f"production: t\nschedule: {schedule}\n")
+                 + PROCESS) == []
+
+
+def test_resources_must_be_positive_and_sites_not_empty(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ndefaults: {sites: [], resources: "
+                        "{memory: 0, walltime: 0m, cores: 0}}\n") + PROCESS.replace(
+        "      command:", "      resources: {memory: 0GB, walltime: -5, cores: true}\n"
+        "      command:") + "    sites: []\n"
+    assert check(text) == [
+        "f.yaml:2:19: defaults.sites: must not be empty; write at least 1 item(s)",
+        "f.yaml:2:43: defaults.resources.memory: memory 0 is not positive; write e.g. 2GB or 500MB",
+        ("f.yaml:2:56: defaults.resources.walltime: walltime '0m' is not positive; write e.g. "
+         "90m, 2h or 01:30:00"),
+        "f.yaml:2:67: defaults.resources.cores: 0 is too small; write a number >= 1",
+        ("f.yaml:9:27: transformations.0.job.resources.memory: memory '0GB' is not positive; "
+         "write e.g. 2GB or 500MB"),
+        ("f.yaml:9:42: transformations.0.job.resources.walltime: walltime -5 is not positive; "
+         "write e.g. 90m, 2h or 01:30:00"),
+        ("f.yaml:9:53: transformations.0.job.resources.cores: expected a number, got the "
+         "boolean true; write e.g. 'cores: 4', 'memory: 2GB', 'walltime: 2h'"),
+        "f.yaml:14:12: transformations.0.sites: must not be empty; write at least 1 item(s)"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from ctaoflow.spec.yamlio import Document, KeyPath, Position
 
 MISSING = object()  # a value the data does not have
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -28,11 +30,15 @@ class ErrorReport:
     def at(self, position: Position, path: KeyPath, message: str) -> None:
         where = ".".join(str(p) for p in path) or "(document)"
         line = f"{self.file}:{position[0]}:{position[1]}: {where}: {' '.join(message.split())}"
-        self.entries.append((position, line))
+        self.entries.append((position, printable(line)))
 
     def lines(self) -> list[str]:
         return list(dict.fromkeys(line for _, line in sorted(self.entries)))
 
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x00``), so it stays one line."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], form: str = "'{}'") -> str | None:

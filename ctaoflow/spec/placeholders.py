@@ -76,6 +76,9 @@ class PlaceholderChecks:
             names = self.check_pattern(path, output.name, known)
             if "/" in output.name:
                 self.error(path, "an output name is a file name, not a path; remove the '/'")
+            elif output.name.strip() in ("", ".", ".."):
+                self.error(path, f"{output.name!r} is not a file name; write e.g. "
+                                 "'{transformation}_{task:06d}.h5'")
             elif not self.unique_per_task(t, names):
                 self.error(path, f"every task would write the same file name {output.name!r}; "
                                  "add {task}, e.g. '{transformation}_{task:06d}.h5'")

@@ -216,8 +216,18 @@ class Semantics(PlaceholderChecks):
                     hint or f"known sites: {', '.join(sorted(self.sites))}"))
 
     def check_lfn_base(self) -> None:
-        self.check_pattern(("lfn_base",), self.production.lfn_base,
+        """An absolute path, without '.', '..' or empty parts that could escape it."""
+        path: KeyPath = ("lfn_base",)
+        self.check_pattern(path, self.production.lfn_base,
                            {"scope": "ctao", "production": self.production.production})
+        base = self.production.lfn_base
+        if not base.startswith("/"):
+            self.error(path, f"{base!r} is not an absolute path; start it with '/', e.g. "
+                             "'/ctao/{scope}/{production}'")
+        elif any(part in ("", ".", "..") for part in base.rstrip("/").split("/")[1:]):
+            self.error(path, f"{base!r} has an empty, '.' or '..' part, which could leave "
+                             "the production's area; write a plain path, e.g. "
+                             "'/ctao/{scope}/{production}'")
 
 
 def _cycles(graph: dict[str, list[str]]) -> Iterator[list[str]]:

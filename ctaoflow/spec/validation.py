@@ -20,16 +20,20 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from ctaoflow.spec.characters import check_characters
 from ctaoflow.spec.messages import (MISSING, ErrorReport, describe, did_you_mean, is_scalar,
                                     quote, short)
-from ctaoflow.spec.model import NAME_PATTERN, Production
+from ctaoflow.spec.model import NAME_PATTERN, SITE_NAME_PATTERN, Production
 from ctaoflow.spec.semantics import Semantics, check_names
-from ctaoflow.spec.yamlio import Document, KeyPath, YamlSyntaxError, parse
+from ctaoflow.spec.yamlio import (Document, KeyPath, UnreadableFile, YamlSyntaxError, parse,
+                                  read_bounded)
 
 SitesArg = Iterable[str] | str | os.PathLike | None
 _PATTERN_RULES = {
     NAME_PATTERN: "start with a letter, then letters, digits, '_' or '-' (63 at most), "
                   "e.g. 'process_gamma'",
+    SITE_NAME_PATTERN: "start with a letter or digit, then letters, digits, '.', '_' or '-' "
+                       "(63 at most), e.g. 'LOCAL-DISK'",
     r"^[a-z][a-z0-9_-]*$": "use lowercase letters, digits, '_' or '-', starting with a letter",
     r"^[A-Za-z_][A-Za-z0-9_]*$": "use letters, digits and '_', not starting with a digit",
 }
@@ -74,7 +78,7 @@ def validate_files(paths: Iterable[str | os.PathLike], known_sites: SitesArg = N
 
 def load_site_names(path: str | os.PathLike) -> set[str]:
     """The site names of a sites file (``sites: {NAME: {backend: ..., ...}}``)."""
-    report, document = _read(Path(path))
+    report, document = read_document(Path(path))
     if document is not None:
         sites = document.data.get("sites") if isinstance(document.data, dict) else None
         if isinstance(sites, dict) and sites:
@@ -86,15 +90,17 @@ def load_site_names(path: str | os.PathLike) -> set[str]:
 
 # -- reading -----------------------------------------------------------------------
 
-def _read(path: Path) -> tuple[ErrorReport, Document | None]:
+def read_document(path: Path) -> tuple[ErrorReport, Document | None]:
+    """The parsed file with its report (reading and duplicate-key errors so far);
+    the document is None when the file cannot be read or parsed."""
     report = ErrorReport(str(path))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path).decode("utf-8")
     except UnicodeDecodeError:
         report.at((1, 1), ("(file)",), "not UTF-8 text; save the file as UTF-8")
         return report, None
-    except OSError as exc:
-        report.at((1, 1), ("(file)",), f"cannot read: {exc.strerror or exc}; check the path")
+    except UnreadableFile as exc:
+        report.at((1, 1), ("(file)",), str(exc))
         return report, None
     try:
         report.document = parse(text)
@@ -115,7 +121,7 @@ def _site_names(known_sites: SitesArg) -> set[str] | None:
 
 
 def _check_file(path: Path, sites: set[str] | None) -> tuple[Production | None, list[str]]:
-    report, document = _read(path)
+    report, document = read_document(path)
     if document is None:
         return None, report.lines()
     data = document.data
@@ -123,6 +129,7 @@ def _check_file(path: Path, sites: set[str] | None) -> tuple[Production | None, 
         report.add((), f"expected a mapping with 'production:' and 'transformations:', got "
                        f"{describe(data)}; start the file with 'production: <name>'")
         return None, report.lines()
+    check_characters(data, report)
     production: Production | None = None
     checked: Production | None
     try:
