@@ -629,3 +629,16 @@ def test_resources_must_be_positive_and_sites_not_empty(check) -> None:
         ("f.yaml:9:53: transformations.0.job.resources.cores: expected a number, got the "
          "boolean true; write e.g. 'cores: 4', 'memory: 2GB', 'walltime: 2h'"),
         "f.yaml:14:12: transformations.0.sites: must not be empty; write at least 1 item(s)"]
+
+
+def test_a_production_name_used_by_two_files_names_both(tmp_path: Path) -> None:
+    a, b, c = (tmp_path / name for name in ("a.yaml", "b.yaml", "c.yaml"))
+    a.write_text(HEAD + PROCESS)
+    b.write_text("# the same production again\n" + HEAD + PROCESS)
+    c.write_text(HEAD.replace("production: t", "production: other") + PROCESS)
+    assert validate_files([a, b, c]) == [
+        f"{a}:1:13: production: production 't' is also defined in {b}; give each production "
+        "its own name",
+        f"{b}:2:13: production: production 't' is also defined in {a}; give each production "
+        "its own name"]
+    assert validate_files([a, a, c]) == []

@@ -73,7 +73,33 @@ def validate_files(paths: Iterable[str | os.PathLike], known_sites: SitesArg = N
         sites = _site_names(known_sites)
     except SpecError as exc:
         return exc.errors
-    return [line for path in paths for line in _check_file(Path(path), sites)[1]]
+    errors: list[str] = []
+    loaded: list[tuple[Path, Production]] = []
+    for path in map(Path, paths):
+        production, lines = _check_file(path, sites)
+        errors.extend(lines)
+        if production is not None and not lines:
+            loaded.append((path, production))
+    return errors + unique_productions(loaded)[1]
+
+
+def unique_productions(loaded: Iterable[tuple[Path, Production]]
+                       ) -> tuple[list[tuple[Path, Production]], list[str]]:
+    """The productions whose name no other file uses, and one line per file that shares
+    its production name (the DAG id, which keys the ledger) with another."""
+    files: dict[str, dict[Path, None]] = {}
+    for path, production in loaded:
+        files.setdefault(production.production, {})[path] = None
+    errors = []
+    for name, paths in files.items():
+        for path in paths if len(paths) > 1 else ():
+            report, _ = read_document(path)
+            others = ", ".join(str(other) for other in paths if other != path)
+            report.add(("production",), f"production '{name}' is also defined in {others}; "
+                                        "give each production its own name", of_key=False)
+            errors.extend(report.lines())
+    kept = [(path, p) for path, p in loaded if len(files[p.production]) == 1]
+    return kept, errors
 
 
 def load_site_names(path: str | os.PathLike) -> set[str]:
