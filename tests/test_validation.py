@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import textwrap
 import time
 import types
@@ -19,6 +20,7 @@ from ctaoflow.spec.validation import (
     validate_files,
 )
 from ctaoflow.spec import yamlio
+from ctaoflow.spec.graph import topological_order
 from ctaoflow.spec.yamlio import MAX_BYTES, MAX_VALUES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -642,3 +644,45 @@ def test_a_production_name_used_by_two_files_names_both(tmp_path: Path) -> None:
         f"{b}:2:13: production: production 't' is also defined in {a}; give each production "
         "its own name"]
     assert validate_files([a, a, c]) == []
+
+
+# -- long and wide specs ---------------------------------------------------------------
+
+def chain(length: int, cycle: bool = False) -> str:
+    """A production of ``length`` transformations, each reading the previous one."""
+    lines = [HEAD]
+    for i in range(length):
+        source = (f"from: t{length - 1}" if cycle else "query: {particle: gamma}") if i == 0 \
+            else f"from: t{i - 1}"
+        lines.append(f"  - {{name: t{i}, type: processing, input: {{{source}}}, job: "
+                     f"{{command: [run, \"{{output}}\", \"{{inputs}}\"]}}, outputs: [{{name: "
+                     f"\"{{particle}}_{{task}}.h5\"}}]}}\n")
+    return "".join(lines)
+
+
+def test_a_chain_longer_than_the_recursion_limit_validates(check) -> None:
+    length = sys.getrecursionlimit() * 2
+    text = chain(length).replace(f"input: {{from: t{length - 2}}}",
+                                 f"input: {{from: t{length - 2}, query: {{particle: proton}}}}")
+    column = text.splitlines()[-1].index("particle: proton") + 1
+    assert check(text) == [
+        (f"f.yaml:{length + 2}:{column}: transformations.{length - 1}.input.query.particle: "
+         f"never matches the outputs of 't{length - 2}': they carry particle='gamma', this "
+         f"asks particle = 'proton'; change the condition or remove 't{length - 2}' from "
+         "'from'")]
+
+
+def test_a_cycle_longer_than_the_recursion_limit_is_one_line(check) -> None:
+    length = sys.getrecursionlimit() * 2
+    (error,) = check(chain(length, cycle=True))
+    names = " -> ".join(f"t{i}" for i in [*range(length), 0])
+    assert error == (f"f.yaml:3:48: transformations.0.input.from: dependency cycle {names}; "
+                     "remove one of these links")
+
+
+def test_graph_order_of_a_long_chain_keeps_parents_first(tmp_path: Path) -> None:
+    length = sys.getrecursionlimit() * 2
+    path = tmp_path / "f.yaml"
+    path.write_text(chain(length))
+    order = [t.name for t in topological_order(load_production(path))]
+    assert order == [f"t{i}" for i in range(length)]

@@ -8,6 +8,7 @@ the JSON Schema of ``Production`` for editors.
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from croniter import croniter
@@ -235,7 +236,13 @@ class Production(Model):
     transformations: list[Transformation] = Field(min_length=1)
 
     def transformation(self, name: str) -> Transformation:
-        return next(t for t in self.transformations if t.name == name)
+        """The (first) transformation called ``name``; KeyError if there is none."""
+        return self.by_name[name]
+
+    @cached_property
+    def by_name(self) -> dict[str, Transformation]:
+        """Transformation name -> transformation; the first of a repeated name wins."""
+        return {t.name: t for t in reversed(self.transformations)}
 
     @property
     def output_base(self) -> str:

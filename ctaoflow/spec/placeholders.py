@@ -7,7 +7,7 @@ import re
 import string
 from typing import Any, Callable
 
-from ctaoflow.spec.chaining import static_output_metadata
+from ctaoflow.spec.chaining import StaticMetadata
 from ctaoflow.spec.messages import describe, did_you_mean
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.yamlio import KeyPath
@@ -16,10 +16,11 @@ RESERVED = ("inputs", "input", "task", "run", "group", "production", "transforma
 
 
 class PlaceholderChecks:
-    """The placeholder half of ``Semantics`` (which provides ``production``, ``error``
-    and ``is_sound``)."""
+    """The placeholder half of ``Semantics`` (which provides ``production``, ``static``,
+    ``error`` and ``is_sound``)."""
 
     production: Production
+    static: StaticMetadata
     error: Callable[..., None]
     is_sound: Callable[[str], bool]
 
@@ -71,7 +72,7 @@ class PlaceholderChecks:
         sound = self.is_sound(t.name)
         for j, output in enumerate(t.outputs):
             path = base + ("outputs", j, "name")
-            known = ({**static_output_metadata(self.production, t, output), **self.fields(t)}
+            known = ({**self.static.output(t, output), **self.fields(t)}
                      if sound else None)
             names = self.check_pattern(path, output.name, known)
             if "/" in output.name:
