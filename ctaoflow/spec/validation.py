@@ -9,10 +9,12 @@ transformation whose shape is valid, so one run reports everything it can.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import re
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -146,7 +148,27 @@ def _site_names(known_sites: SitesArg) -> set[str] | None:
     return set(known_sites)
 
 
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cycle collector: a large spec allocates so many small objects that its
+    repeated full collections make reading time grow quadratically (10,000
+    transformations: 9 s instead of 1 s to compose the YAML)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _check_file(path: Path, sites: set[str] | None) -> tuple[Production | None, list[str]]:
+    with _no_cyclic_gc():
+        return _check_document(path, sites)
+
+
+def _check_document(path: Path, sites: set[str] | None
+                    ) -> tuple[Production | None, list[str]]:
     report, document = read_document(path)
     if document is None:
         return None, report.lines()
