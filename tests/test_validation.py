@@ -686,3 +686,23 @@ def test_graph_order_of_a_long_chain_keeps_parents_first(tmp_path: Path) -> None
     path.write_text(chain(length))
     order = [t.name for t in topological_order(load_production(path))]
     assert order == [f"t{i}" for i in range(length)]
+
+
+def test_what_airflow_or_a_process_would_refuse_later(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ntags: [ok, '" + "x" * 101 + "', '']\n"
+                        "common: {w: .nan}\ndefaults: {poll_interval: .inf}\n") + PROCESS.replace(
+        "      command:", "      env: {A=B: x, GOOD_1: y, 1X: z}\n      command:")
+    rule = "is not a valid name; use letters, digits and '_', not starting with a digit"
+    assert check(text) == [
+        "f.yaml:2:12: tags.1: longer than 100 characters; shorten it",
+        "f.yaml:2:117: tags.2: must not be empty; write some text",
+        "f.yaml:3:13: common.w: nan is not a finite number; write a plain number",
+        "f.yaml:4:27: defaults.poll_interval: inf is not a finite number; write a plain number",
+        f"f.yaml:11:13: transformations.0.job.env.A=B: 'A=B' {rule}",
+        f"f.yaml:11:32: transformations.0.job.env.1X: '1X' {rule}"]
+
+
+def test_deep_block_nesting_is_one_line(check) -> None:
+    text = "".join("  " * i + "a:\n" for i in range(1000)) + "  " * 1000 + "b: 1\n"
+    assert check(text) == [
+        "f.yaml:1:1: (syntax): nested deeper than 64 levels; flatten the document"]

@@ -25,8 +25,12 @@ Scalar = str | int | float | bool
 QueryValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
 
 
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TAG_MAX_LENGTH = 100  # Airflow refuses longer DAG tags
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 _UNITS = {"": 1, "k": 1e-3, "m": 1, "g": 1000, "t": 1_000_000}
@@ -132,7 +136,8 @@ class Job(Model):
     parameters: dict[str, Scalar] = Field(default_factory=dict)
     environment: Environment | None = None
     resources: Resources | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], str] = Field(
+        default_factory=dict)
     side_inputs: dict[str, str] = Field(default_factory=dict, description=(
         "placeholder -> transformation whose outputs every job also reads (e.g. a model)"))
 
@@ -229,7 +234,8 @@ class Production(Model):
         if value is not None:
             check_schedule(value)
         return value
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX_LENGTH)]] = Field(
+        default_factory=list)
     common: dict[str, Scalar] = Field(default_factory=dict,
                                       description="metadata added to every output")
     defaults: Defaults = Defaults()

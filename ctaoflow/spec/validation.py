@@ -25,7 +25,7 @@ from pydantic_core import ErrorDetails
 from ctaoflow.spec.characters import check_characters
 from ctaoflow.spec.messages import (MISSING, ErrorReport, describe, did_you_mean, is_scalar,
                                     quote, short)
-from ctaoflow.spec.model import NAME_PATTERN, SITE_NAME_PATTERN, Production
+from ctaoflow.spec.model import ENV_NAME_PATTERN, NAME_PATTERN, SITE_NAME_PATTERN, Production
 from ctaoflow.spec.semantics import Semantics, check_names
 from ctaoflow.spec.yamlio import (Document, KeyPath, UnreadableFile, YamlSyntaxError, parse,
                                   read_bounded)
@@ -37,7 +37,7 @@ _PATTERN_RULES = {
     SITE_NAME_PATTERN: "start with a letter or digit, then letters, digits, '.', '_' or '-' "
                        "(63 at most), e.g. 'LOCAL-DISK'",
     r"^[a-z][a-z0-9_-]*$": "use lowercase letters, digits, '_' or '-', starting with a letter",
-    r"^[A-Za-z_][A-Za-z0-9_]*$": "use letters, digits and '_', not starting with a digit",
+    ENV_NAME_PATTERN: "use letters, digits and '_', not starting with a digit",
 }
 _NOUNS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true/false",
           "list": "a list", "dict": "a mapping"}
@@ -282,7 +282,7 @@ def _expected(tags: Iterable[str]) -> str:
 def _shape_message(item: _Located) -> str:
     error, value = item.error, item.value
     kind, ctx = error["type"], error.get("ctx") or {}
-    if item.key:
+    if item.key and kind != "string_pattern_mismatch":
         return f"a key must be text, not {describe(value)}; {quote(value)}"
     if kind == "extra_forbidden":
         allowed = _field_names(error["loc"][:-1])
@@ -303,6 +303,12 @@ def _shape_message(item: _Located) -> str:
     if kind in ("greater_than_equal", "greater_than"):
         bound, sign = (ctx["ge"], ">=") if kind == "greater_than_equal" else (ctx["gt"], ">")
         return f"{value!r} is too small; write a number {sign} {bound}"
+    if kind == "finite_number":
+        return f"{value!r} is not a finite number; write a plain number"
+    if kind == "string_too_long":
+        return f"longer than {ctx.get('max_length')} characters; shorten it"
+    if kind == "string_too_short":
+        return "must not be empty; write some text"
     if kind == "too_short":
         return f"must not be empty; write at least {ctx.get('min_length', 1)} item(s)"
     if kind == "value_error":
