@@ -706,3 +706,10 @@ def test_deep_block_nesting_is_one_line(check) -> None:
     text = "".join("  " * i + "a:\n" for i in range(1000)) + "  " * 1000 + "b: 1\n"
     assert check(text) == [
         "f.yaml:1:1: (syntax): nested deeper than 64 levels; flatten the document"]
+
+
+@pytest.mark.parametrize("name", ["sync", "report"])
+def test_a_transformation_cannot_take_the_name_of_a_production_task(check, name: str) -> None:
+    assert check(HEAD + PROCESS.replace("name: process", f"name: {name}")) == [
+        (f"f.yaml:3:11: transformations.0.name: '{name}' is the name of the production's own "
+         f"{name} task in Airflow; rename the transformation")]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ctaoflow.spec.chaining import StaticMetadata
+from ctaoflow.spec.layout import PRODUCTION_TASKS
 from ctaoflow.spec.messages import ErrorReport, did_you_mean
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.placeholders import PlaceholderChecks
@@ -17,12 +18,16 @@ from ctaoflow.spec.yamlio import KeyPath
 
 
 def check_names(raw: list[Any], report: ErrorReport) -> None:
-    """Transformation names must be unique."""
+    """Transformation names must be unique and not those of the production's own tasks."""
     first: dict[str, int] = {}
     for i, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
             continue
+        if name in PRODUCTION_TASKS:
+            report.add(("transformations", i, "name"), (
+                f"'{name}' is the name of the production's own {name} task in Airflow; "
+                "rename the transformation"), of_key=False)
         if name in first:
             line = report.document.position(("transformations", first[name], "name"))[0]
             report.add(("transformations", i, "name"), (
