@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import types
 from pathlib import Path
@@ -94,3 +96,29 @@ def test_the_key_covers_every_module_validation_reads() -> None:
     read = {Path(f) for f in ctaoflow_modules_read_by(validation)} - {Path(settings.__file__)}
     assert {p.name for p in read} >= {"query.py", "chaining.py", "model.py", "yamlio.py"}
     assert read <= set(spec_cache.CODE_FILES)
+
+
+def test_a_fifo_or_a_huge_file_is_refused_before_reading(home: Path, tmp_path: Path) -> None:
+    fifo, sparse = tmp_path / "fifo.yaml", tmp_path / "sparse.yaml"
+    os.mkfifo(fifo)  # no writer: a blocking open or read would wait forever
+    with sparse.open("wb") as file:
+        file.truncate(50 * 2**30)
+
+    def blocked(*_: object) -> None:
+        raise TimeoutError("reading the spec blocked")
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(10)
+    try:
+        errors = []
+        for path in (fifo, sparse):
+            with pytest.raises(SpecError) as info:
+                spec_cache.load_production(path, known_sites={"local"})
+            errors += info.value.errors
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert errors == [
+        f"{fifo}:1:1: (file): not a regular file; give the path of a YAML file",
+        (f"{sparse}:1:1: (file): larger than 4000000 bytes; a spec or sites file is a few kB: "
+         "check that this is the right file")]
+    assert cached_entries(home) == []
