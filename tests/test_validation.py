@@ -713,3 +713,14 @@ def test_a_transformation_cannot_take_the_name_of_a_production_task(check, name:
     assert check(HEAD + PROCESS.replace("name: process", f"name: {name}")) == [
         (f"f.yaml:3:11: transformations.0.name: '{name}' is the name of the production's own "
          f"{name} task in Airflow; rename the transformation")]
+
+
+def test_values_written_in_the_spec_cannot_move_an_output_or_overflow_an_argument(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ncommon: {particle: '../../etc'}\n") + \
+        PROCESS.replace("command: [run,", "command: [run, '" + "x" * 140_000 + "',")
+    assert check(text) == [
+        ("f.yaml:9:22: transformations.0.job.command.1: 140000 bytes long, more than a command "
+         "line argument may hold (131072); pass a file instead"),
+        ("f.yaml:11:15: transformations.0.outputs.0.name: {particle} is '../../etc' here, which "
+         "would put the file outside its folder; remove {particle} from the name or change "
+         "that value")]

@@ -12,6 +12,7 @@ from ctaoflow.spec.messages import describe, did_you_mean
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.yamlio import KeyPath
 
+MAX_ARGUMENT_BYTES = 131_072  # Linux's MAX_ARG_STRLEN: execve refuses a longer argument
 RESERVED = ("inputs", "input", "task", "run", "group", "production", "transformation")
 
 
@@ -63,6 +64,9 @@ class PlaceholderChecks:
                 self.error(path, "an mc_simulation has no input files; remove {inputs} and "
                                  "{input} (use {run} for the run number)")
                 continue
+            if len(arg.encode()) > MAX_ARGUMENT_BYTES:
+                self.error(path, f"{len(arg.encode())} bytes long, more than a command line "
+                                 f"argument may hold ({MAX_ARGUMENT_BYTES}); pass a file instead")
             names = self.check_pattern(path, arg, known)
             if "inputs" in names and arg != "{inputs}":
                 self.error(path, f"{{inputs}} expands to one argument per input file and must "
@@ -83,6 +87,12 @@ class PlaceholderChecks:
             elif not self.unique_per_task(t, names):
                 self.error(path, f"every task would write the same file name {output.name!r}; "
                                  "add {task}, e.g. '{transformation}_{task:06d}.h5'")
+            for name in sorted(names & set(known or ())):
+                value = str(known[name]) if known else ""
+                if "/" in value or value in (".", ".."):
+                    self.error(path, f"{{{name}}} is {value!r} here, which would put the file "
+                                     f"outside its folder; remove {{{name}}} from the name or "
+                                     f"change that value")
 
     @staticmethod
     def unique_per_task(t: Transformation, names: set[str]) -> bool:
