@@ -19,7 +19,7 @@ from ctaoflow.spec.validation import (
     load_site_names,
     validate_files,
 )
-from ctaoflow.spec import yamlio
+from ctaoflow.spec import messages, yamlio
 from ctaoflow.spec.graph import topological_order
 from ctaoflow.spec.yamlio import MAX_BYTES, MAX_VALUES
 
@@ -724,3 +724,19 @@ def test_values_written_in_the_spec_cannot_move_an_output_or_overflow_an_argumen
         ("f.yaml:11:15: transformations.0.outputs.0.name: {particle} is '../../etc' here, which "
          "would put the file outside its folder; remove {particle} from the name or change "
          "that value")]
+
+
+def test_many_unknown_names_get_a_bounded_search_for_suggestions(
+        check, monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[str] = []
+    real = messages.difflib.get_close_matches
+    monkeypatch.setattr(messages.difflib, "get_close_matches",
+                        lambda word, *args, **kwargs: searched.append(word) or real(
+                            word, *args, **kwargs))
+    length = 500
+    errors = check(chain(length).replace("{from: t", "{from: x").replace(
+        "{from: x0}", "{from: T0}"))
+    assert len(errors) == length - 1 and len(searched) <= 50
+    assert errors[0].endswith("unknown transformation 'T0'; did you mean 't0'?")
+    assert errors[-1].endswith(f"unknown transformation 'x{length - 2}'; write the name of a "
+                               "transformation of this production")

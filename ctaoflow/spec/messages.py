@@ -51,6 +51,30 @@ def did_you_mean(word: str, candidates: Iterable[str], form: str = "'{}'") -> st
     return f"did you mean {form.format(match)}?" if match else None
 
 
+class Suggestions:
+    """``did_you_mean`` over one large list of names, for many words: the list is sorted
+    once, a case-insensitive match is a lookup, and only the first ``budget`` words get
+    the fuzzy search (linear in the list), so thousands of unknown names stay fast."""
+
+    def __init__(self, candidates: Iterable[str], budget: int = 50) -> None:
+        self.candidates = sorted(candidates)
+        self.lowered = {c.lower(): c for c in self.candidates}
+        self.budget = budget
+
+    def hint(self, word: str, form: str = "'{}'") -> str | None:
+        if word.lower() in self.lowered:
+            return f"did you mean {form.format(self.lowered[word.lower()])}?"
+        if self.budget <= 0:
+            return None
+        self.budget -= 1
+        return did_you_mean(word, self.candidates, form)
+
+    def listed(self, limit: int = 10) -> str:
+        """The names, or the first ``limit`` of them and how many more."""
+        more = len(self.candidates) - limit
+        return ", ".join(self.candidates[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def is_scalar(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool, dt.date))
 

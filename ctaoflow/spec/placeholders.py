@@ -136,7 +136,9 @@ def _placeholder_problem(name: str, spec: str, conversion: str | None,
         return None
     if name not in known:
         hint = did_you_mean(name, sorted(known), "{{{}}}")
-        listed = ", ".join(f"{{{k}}}" for k in sorted(known))
+        names = sorted(known)
+        listed = ", ".join(f"{{{k}}}" for k in names[:20]) + (
+            f" and {len(names) - 20} more" if len(names) > 20 else "")
         message = f"unknown placeholder {{{name}}}; {hint or 'known: ' + listed}"
         if not name.isidentifier():  # e.g. a shell's ${#1}
             message += f"; for a literal brace write {{{{{name}}}}}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from ctaoflow.spec.chaining import StaticMetadata
 from ctaoflow.spec.layout import PRODUCTION_TASKS
-from ctaoflow.spec.messages import ErrorReport, did_you_mean
+from ctaoflow.spec.messages import ErrorReport, Suggestions
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.placeholders import PlaceholderChecks
 from ctaoflow.spec.query import Query
@@ -51,6 +51,8 @@ class Semantics(PlaceholderChecks):
                         and isinstance(item.get("name"), str)}
         self.report = report
         self.sites = sites
+        self.name_hints = Suggestions(self.written)
+        self.site_hints = Suggestions(sites or ())
         self.queries: dict[str, Query] = {}
         self.sound: dict[str, bool] | None = None
         self.static = StaticMetadata(production)
@@ -97,7 +99,7 @@ class Semantics(PlaceholderChecks):
                 self.error(path, f"'{name}' is this transformation itself; name a parent "
                                  "transformation")
             elif name not in self.written:
-                hint = did_you_mean(name, sorted(self.written))
+                hint = self.name_hints.hint(name)
                 self.error(path, f"unknown transformation '{name}'; " + (
                     hint or "write the name of a transformation of this production"))
 
@@ -235,9 +237,9 @@ class Semantics(PlaceholderChecks):
             return
         for j, site in enumerate(sites):
             if site not in self.sites:
-                hint = did_you_mean(site, sorted(self.sites))
+                hint = self.site_hints.hint(site)
                 self.error(path + (j,), f"unknown site '{site}'; " + (
-                    hint or f"known sites: {', '.join(sorted(self.sites))}"))
+                    hint or f"known sites: {self.site_hints.listed()}"))
 
     def check_lfn_base(self) -> None:
         """An absolute path, without '.', '..' or empty parts that could escape it."""
