@@ -13,6 +13,7 @@ import pytest
 from ctaoflow import settings
 from ctaoflow.spec import cache as spec_cache, validation
 from ctaoflow.spec.validation import SpecError
+from ctaoflow.spec.yamlio import MAX_BYTES
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "productions" / "demo.yaml"
 
@@ -119,6 +120,6 @@ def test_a_fifo_or_a_huge_file_is_refused_before_reading(home: Path, tmp_path: P
         signal.signal(signal.SIGALRM, previous)
     assert errors == [
         f"{fifo}:1:1: (file): not a regular file; give the path of a YAML file",
-        (f"{sparse}:1:1: (file): larger than 4000000 bytes; a spec or sites file is a few kB: "
-         "check that this is the right file")]
+        (f"{sparse}:1:1: (file): larger than {MAX_BYTES} bytes; a spec or sites file is a few "
+         "kB: check that this is the right file")]
     assert cached_entries(home) == []

@@ -22,7 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 KeyPath = tuple[Any, ...]
 Position = tuple[int, int]  # 1-based line and column
 
-MAX_BYTES = 4_000_000
+MAX_BYTES = 8_000_000
 MAX_VALUES = 100_000  # values reached again through aliases
 MAX_DEPTH = 64
 _MERGE_TAG = "tag:yaml.org,2002:merge"
