@@ -25,19 +25,19 @@ _CODE = b"".join(path.read_bytes() for path in CODE_FILES)
 def load_production(path: str | os.PathLike, known_sites: Iterable[str] | None = None
                     ) -> Production:
     """``validation.load_production`` with a cache keyed by content, sites and code."""
-    sites = "\n".join(sorted(known_sites)) if known_sites is not None else "*"
+    known = set(known_sites) if known_sites is not None else None
+    sites = "\n".join(sorted(known)) if known is not None else "*"
     try:
         text = read_bounded(path)
     except UnreadableFile:  # validation words the reason
-        return validation.load_production(path, known_sites=known_sites)
+        return validation.load_production(path, known_sites=known)
     key = hashlib.sha256(_CODE + b"\0" + sites.encode() + b"\0" + text).hexdigest()
     cached = settings.home() / "spec-cache" / f"{key}.json"
     try:
         return Production.model_validate_json(cached.read_bytes())
     except (OSError, ValueError):
         pass
-    production = validation.load_production(path, known_sites=set(known_sites)
-                                            if known_sites is not None else None)
+    production = validation.load_production(path, known_sites=known)
     cached.parent.mkdir(exist_ok=True)
     partial = cached.with_suffix(f".{os.getpid()}.part")
     partial.write_text(production.model_dump_json(by_alias=True))

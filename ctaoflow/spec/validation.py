@@ -92,7 +92,7 @@ def unique_productions(loaded: Iterable[tuple[Path, Production]]
     files: dict[str, dict[Path, None]] = {}
     for path, production in loaded:
         files.setdefault(production.production, {})[path] = None
-    errors = []
+    errors: list[str] = []
     for name, paths in files.items():
         for path in paths if len(paths) > 1 else ():
             report, _ = read_document(path)
