@@ -55,11 +55,12 @@ def test_every_site_mistake_is_one_line_at_its_place(tmp_path: Path) -> None:
         f"S:6:77: sites.PIC.storages: '../D' is not a valid storage name; {NAME_RULE}",
         ("S:7:3: sites.K8S: required key 'backend' missing; add 'backend:' with one of: local, "
          "slurm, htcondor, kubernetes, simulated"),
-        "S:8:8: sites.BAD: expected the site's settings, got the text 'local'; write "
-        "'BAD: {backend: local}'",
+        ("S:8:8: sites.BAD: expected the site's settings, got the text 'local'; write "
+         "'BAD: {backend: local}'"),
         ("S:9:30: sites.Z.queue: the value holds the control character '\\x00', which no "
          "command line or file name can carry; remove it"),
-        "S:9:45: sites.Z.slots: expected a whole number, got the boolean true; write e.g. 'slots: 100'",
+        ("S:9:45: sites.Z.slots: expected a whole number, got the boolean true; write e.g. "
+         "'slots: 100'"),
         "S:10:1: extra: unknown key; a sites file holds only 'sites:'"]
 
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ctaoflow.spec import messages, yamlio
+from ctaoflow.spec.graph import topological_order
 from ctaoflow.spec.validation import (
     SpecError,
     load_production,
     load_site_names,
     validate_files,
 )
-from ctaoflow.spec import messages, yamlio
-from ctaoflow.spec.graph import topological_order
 from ctaoflow.spec.yamlio import MAX_BYTES, MAX_VALUES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -639,10 +639,10 @@ def test_a_production_name_used_by_two_files_names_both(tmp_path: Path) -> None:
     b.write_text("# the same production again\n" + HEAD + PROCESS)
     c.write_text(HEAD.replace("production: t", "production: other") + PROCESS)
     assert validate_files([a, b, c]) == [
-        f"{a}:1:13: production: production 't' is also defined in {b}; give each production "
-        "its own name",
-        f"{b}:2:13: production: production 't' is also defined in {a}; give each production "
-        "its own name"]
+        (f"{a}:1:13: production: production 't' is also defined in {b}; give each "
+         "production its own name"),
+        (f"{b}:2:13: production: production 't' is also defined in {a}; give each "
+         "production its own name")]
     assert validate_files([a, a, c]) == []
 
 

@@ -2,8 +2,9 @@
 
 ``model`` (the pydantic models), ``yamlio`` (YAML read bounded, with line and column of
 every node), ``validation`` (one-line errors: shapes and types) with ``semantics`` (the
-cross-field rules) and ``characters`` (control characters no command line carries), ``cache`` (validated specs kept on disk for Airflow's re-parses),
-``query`` (metadata queries), ``chaining`` (what a transformation selects and what its
+cross-field rules) and ``characters`` (control characters no command line carries),
+``cache`` (validated specs kept on disk for Airflow's re-parses), ``query`` (metadata
+queries), ``chaining`` (what a transformation selects and what its
 outputs carry), ``graph`` (the transformation graph) and ``layout`` (the Airflow DAG a
 production becomes, as plain data).
 
