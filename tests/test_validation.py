@@ -740,3 +740,10 @@ def test_many_unknown_names_get_a_bounded_search_for_suggestions(
     assert errors[0].endswith("unknown transformation 'T0'; did you mean 't0'?")
     assert errors[-1].endswith(f"unknown transformation 'x{length - 2}'; write the name of a "
                                "transformation of this production")
+
+
+def test_an_output_name_longer_than_a_file_name_may_be(check) -> None:
+    name = "{task}_" + "x" * 250
+    assert check(HEAD + PROCESS.replace('"{particle}_{task:04d}.h5"', f'"{name}"')) == [
+        ("f.yaml:10:15: transformations.0.outputs.0.name: 257 bytes long, more than a file "
+         "name may be (255); shorten it")]

@@ -12,6 +12,7 @@ from ctaoflow.spec.messages import describe, did_you_mean
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.yamlio import KeyPath
 
+MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems
 MAX_ARGUMENT_BYTES = 131_072  # Linux's MAX_ARG_STRLEN: execve refuses a longer argument
 RESERVED = ("inputs", "input", "task", "run", "group", "production", "transformation")
 
@@ -84,6 +85,9 @@ class PlaceholderChecks:
             elif output.name.strip() in ("", ".", ".."):
                 self.error(path, f"{output.name!r} is not a file name; write e.g. "
                                  "'{transformation}_{task:06d}.h5'")
+            elif len(output.name.encode()) > MAX_NAME_BYTES:
+                self.error(path, f"{len(output.name.encode())} bytes long, more than a file "
+                                 f"name may be ({MAX_NAME_BYTES}); shorten it")
             elif not self.unique_per_task(t, names):
                 self.error(path, f"every task would write the same file name {output.name!r}; "
                                  "add {task}, e.g. '{transformation}_{task:06d}.h5'")
