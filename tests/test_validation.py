@@ -747,3 +747,12 @@ def test_an_output_name_longer_than_a_file_name_may_be(check) -> None:
     assert check(HEAD + PROCESS.replace('"{particle}_{task:04d}.h5"', f'"{name}"')) == [
         ("f.yaml:10:15: transformations.0.outputs.0.name: 257 bytes long, more than a file "
          "name may be (255); shorten it")]
+
+
+def test_a_value_yaml_types_but_python_cannot_build_is_one_line(check) -> None:
+    assert check("production: t\nx: 1" + "0" * 5000 + "\n") == [
+        ("f.yaml:2:4: (syntax): cannot read the value (Exceeds the limit (4300 digits) for "
+         "integer string conversion); quote it to keep it as text, or fix it")]
+    assert check("production: t\ncommon: {night: 2024-13-45}\n") == [
+        ("f.yaml:2:17: (syntax): cannot read the value (month must be in 1..12); quote it to "
+         "keep it as text, or fix it")]

@@ -197,7 +197,7 @@ class _Builder:
         self._spend(node, path)
         self.document.values[path] = _position(node)
         if isinstance(node, ScalarNode):
-            return self.loader.construct_object(node)
+            return self.scalar(node)
         if node.tag not in _PLAIN_TAGS:
             raise YamlSyntaxError(_position(node), f"the tag {node.tag!r} is not allowed; "
                                   "remove it: only plain YAML values are allowed")
@@ -245,7 +245,17 @@ class _Builder:
         if not isinstance(node, ScalarNode):
             raise YamlSyntaxError(_position(node), "a mapping key must be a plain name, "
                                   "not a list or mapping; write 'name: value'")
-        return self.loader.construct_object(node)
+        return self.scalar(node)
+
+    def scalar(self, node: ScalarNode) -> Any:
+        """The value of a scalar; one that YAML types but Python cannot build (an
+        impossible date, a number of thousands of digits) is an error at its place."""
+        try:
+            return self.loader.construct_object(node)
+        except (ValueError, OverflowError) as exc:
+            reason = _one_line(str(exc)).split(":")[0][:100]
+            raise YamlSyntaxError(_position(node), f"cannot read the value ({reason}); quote "
+                                  "it to keep it as text, or fix it") from None
 
     def _spend(self, node: Node, path: KeyPath) -> None:
         """Count values built again (aliases); refuse loops and excessive depth."""
