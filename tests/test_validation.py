@@ -756,3 +756,13 @@ def test_a_value_yaml_types_but_python_cannot_build_is_one_line(check) -> None:
     assert check("production: t\ncommon: {night: 2024-13-45}\n") == [
         ("f.yaml:2:17: (syntax): cannot read the value (month must be in 1..12); quote it to "
          "keep it as text, or fix it")]
+
+
+def test_a_format_width_that_would_fill_memory_is_refused(check) -> None:
+    text = HEAD + PROCESS.replace('"{particle}_{task:04d}.h5"', '"{task:99999999999d}"').replace(
+        '"{output}"', '"{output:>999999}"')
+    assert check(text) == [
+        ("f.yaml:8:32: transformations.0.job.command.2: placeholder {output:>999999} asks for "
+         "more than 255 characters; write a width such as :06d"),
+        ("f.yaml:10:15: transformations.0.outputs.0.name: placeholder {task:99999999999d} asks "
+         "for more than 255 characters; write a width such as :06d")]

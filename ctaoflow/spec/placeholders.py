@@ -13,6 +13,7 @@ from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.yamlio import KeyPath
 
 MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems
+MAX_FORMAT_WIDTH = MAX_NAME_BYTES  # a wider field fits no file name (and could fill memory)
 MAX_ARGUMENT_BYTES = 131_072  # Linux's MAX_ARG_STRLEN: execve refuses a longer argument
 RESERVED = ("inputs", "input", "task", "run", "group", "production", "transformation")
 
@@ -136,6 +137,9 @@ def _placeholder_problem(name: str, spec: str, conversion: str | None,
         return f"placeholder {{{name}!{conversion}}}: only !s is supported; remove '!{conversion}'"
     if "{" in spec:
         return f"placeholder {{{name}:{spec}}} nests a placeholder in its format; remove it"
+    if any(int(number) > MAX_FORMAT_WIDTH for number in re.findall(r"\d+", spec)):
+        return (f"placeholder {{{name}:{spec}}} asks for more than {MAX_FORMAT_WIDTH} "
+                "characters; write a width such as :06d")
     if known is None:
         return None
     if name not in known:
