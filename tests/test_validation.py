@@ -766,3 +766,9 @@ def test_a_format_width_that_would_fill_memory_is_refused(check) -> None:
          "more than 255 characters; write a width such as :06d"),
         ("f.yaml:10:15: transformations.0.outputs.0.name: placeholder {task:99999999999d} asks "
          "for more than 255 characters; write a width such as :06d")]
+
+
+def test_an_empty_program_is_one_line(check) -> None:
+    assert check(HEAD + PROCESS.replace("command: [run,", "command: ['',")) == [
+        ("f.yaml:8:17: transformations.0.job.command.0: the program to run is empty; write its "
+         "name or path first, e.g. [ctapipe-process]")]

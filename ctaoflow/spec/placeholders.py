@@ -60,6 +60,9 @@ class PlaceholderChecks:
         known.update({name: "side.h5" for name in t.job.side_inputs})
         if t.type != "mc_simulation":
             known.update(inputs="in.h5", input="in.h5")
+        if not t.job.command[0].strip():
+            self.error(base + ("job", "command", 0), "the program to run is empty; write its "
+                                                     "name or path first, e.g. [ctapipe-process]")
         for j, arg in enumerate(t.job.command):
             path = base + ("job", "command", j)
             if t.type == "mc_simulation" and {"inputs", "input"} & names_in(arg):
