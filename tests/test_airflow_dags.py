@@ -154,6 +154,27 @@ def test_a_broken_yaml_is_an_import_error_and_spares_the_others(airflow_db, prod
     assert "group_sise: unknown key; did you mean 'group_size'?" in error
 
 
+def test_clashing_names_and_a_broken_sites_file_are_one_import_error(
+        airflow_db, productions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = productions(DATA / "chain.yaml")
+    text = (DATA / "chain.yaml").read_text()
+    (folder / "copy.yaml").write_text(text)
+    (folder / "other.yaml").write_text(text.replace("production: chain", "production: other"))
+    sites = tmp_path / "sites.yaml"
+    sites.write_text("sites:\n  local: {backend: local\n")
+    monkeypatch.setenv("CTAOFLOW_SITES", str(sites))
+    bag = DagBag(dag_folder=str(PROJECT / "dags"))
+    assert "other" in bag.dags and "chain" not in bag.dags
+    (error,) = bag.import_errors.values()
+    assert "Traceback" not in error
+    assert f"{sites}:3:1: (syntax): expected ',' or '}}'" in error
+    assert (f"{folder / 'chain.yaml'}:2:13: production: production 'chain' is also defined "
+            f"in {folder / 'copy.yaml'}") in error
+    assert f"{folder / 'copy.yaml'}:2:13: production: production 'chain'" in error
+
+
 def test_dag_generation_is_deterministic_and_render_matches(productions, tmp_path: Path) -> None:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.serialization.serialized_objects import DagSerialization

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import types
@@ -13,6 +15,7 @@ import pytest
 from ctaoflow import settings
 from ctaoflow.spec import cache as spec_cache, validation
 from ctaoflow.spec.validation import SpecError
+from ctaoflow.spec.yamlio import MAX_BYTES
 
 DEMO = Path(__file__).resolve().parents[1] / "config" / "productions" / "demo.yaml"
 
@@ -144,3 +147,29 @@ def test_dags_parse_with_a_read_only_home(unwritable_home: Path, tmp_path: Path,
     monkeypatch.setenv("CTAOFLOW_PRODUCTIONS", str(folder))
     bag = DagBag(dag_folder=str(DEMO.parents[2] / "dags"))
     assert not bag.import_errors and "demo" in bag.dags
+
+
+def test_a_fifo_or_a_huge_file_is_refused_before_reading(home: Path, tmp_path: Path) -> None:
+    fifo, sparse = tmp_path / "fifo.yaml", tmp_path / "sparse.yaml"
+    os.mkfifo(fifo)  # no writer: a blocking open or read would wait forever
+    with sparse.open("wb") as file:
+        file.truncate(50 * 2**30)
+
+    def blocked(*_: object) -> None:
+        raise TimeoutError("reading the spec blocked")
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(10)
+    try:
+        errors = []
+        for path in (fifo, sparse):
+            with pytest.raises(SpecError) as info:
+                spec_cache.load_production(path, known_sites={"local"})
+            errors += info.value.errors
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert errors == [
+        f"{fifo}:1:1: (file): not a regular file; give the path of a YAML file",
+        (f"{sparse}:1:1: (file): larger than {MAX_BYTES} bytes; a spec or sites file is a few "
+         "kB: check that this is the right file")]
+    assert cached_entries(home) == []

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ctaoflow.spec import messages, yamlio
+from ctaoflow.spec.graph import topological_order
 from ctaoflow.spec.validation import (
     SpecError,
     load_production,
     load_site_names,
     validate_files,
 )
-from ctaoflow.spec import yamlio
-from ctaoflow.spec.yamlio import MAX_CHARS, MAX_VALUES
+from ctaoflow.spec.yamlio import MAX_BYTES, MAX_VALUES
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "config" / "productions").glob("*.yaml"))
@@ -168,7 +172,7 @@ def test_alias_bomb_is_refused_fast(check) -> None:
     start = time.perf_counter()
     errors = check("\n".join(lines) + "\n")
     assert time.perf_counter() - start < 2
-    assert len(errors) == 1 and f"more than {MAX_VALUES} values (aliases?)" in errors[0]
+    assert len(errors) == 1 and f"aliases repeat more than {MAX_VALUES} values" in errors[0]
 
 
 def test_recursive_alias_and_deep_nesting(check) -> None:
@@ -182,9 +186,34 @@ def test_recursive_alias_and_deep_nesting(check) -> None:
 
 
 def test_huge_file_is_refused(check) -> None:
-    assert check("a: " + "x" * MAX_CHARS + "\n") == [
-        (f"f.yaml:1:1: (syntax): the file has {MAX_CHARS + 4} characters, more than "
-         f"{MAX_CHARS}; a production spec is a few kB")]
+    assert check("a: " + "x" * MAX_BYTES + "\n") == [
+        (f"f.yaml:1:1: (file): larger than {MAX_BYTES} bytes; a spec or sites file is a few "
+         "kB: check that this is the right file")]
+
+
+def test_endless_or_huge_sources_are_refused_before_reading(check, tmp_path: Path) -> None:
+    sparse = tmp_path / "sparse.yaml"
+    with sparse.open("wb") as file:
+        file.truncate(50 * 2**30)  # 50 GB of holes: reading it would take minutes
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # no writer: opening it for a blocking read would hang
+    assert validate_files([sparse, fifo, "/dev/zero", tmp_path]) == [
+        (f"{sparse}:1:1: (file): larger than {MAX_BYTES} bytes; a spec or sites file is a few "
+         "kB: check that this is the right file"),
+        f"{fifo}:1:1: (file): not a regular file; give the path of a YAML file",
+        "/dev/zero:1:1: (file): not a regular file; give the path of a YAML file",
+        f"{tmp_path}:1:1: (file): not a regular file; give the path of a YAML file"]
+
+
+def test_a_file_growing_after_its_size_was_taken_is_cut_at_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("production: " + "x" * 100)
+    real_fstat = os.fstat
+    monkeypatch.setattr(yamlio.os, "fstat", lambda fd: types.SimpleNamespace(
+        st_mode=real_fstat(fd).st_mode, st_size=0))  # it was empty when looked at
+    with pytest.raises(yamlio.UnreadableFile, match="larger than 10 bytes"):
+        yamlio.read_bounded(path, 10)
 
 
 def test_yaml_surprises_get_a_quoting_fix(check) -> None:
@@ -522,3 +551,224 @@ def test_load_production_raises_all_errors(tmp_path: Path) -> None:
         f"{path}:12:12: transformations.0.sites: expected a list, got the number 3; write [3]",
         (f"{path}:18:44: transformations.1.job.command.3: unknown placeholder {{inputz}}; "
         "did you mean {input}?")]
+
+
+# -- what could escape, what no command line carries, what cannot run ----------------
+
+NAME_RULE = ("is not a valid name; start with a letter or digit, then letters, digits, '.', "
+             "'_' or '-' (63 at most), e.g. 'LOCAL-DISK'")
+
+
+def test_storage_and_site_names_cannot_escape(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ndefaults: {storage: ../up, "
+                        "sites: [a/b]}\n") + PROCESS + "    storage: /abs\n    sites: ['..']\n"
+    assert check(text) == [
+        f"f.yaml:2:21: defaults.storage: '../up' {NAME_RULE}",
+        f"f.yaml:2:36: defaults.sites.0: 'a/b' {NAME_RULE}",
+        f"f.yaml:13:14: transformations.0.storage: '/abs' {NAME_RULE}",
+        f"f.yaml:14:13: transformations.0.sites.0: '..' {NAME_RULE}"]
+
+
+@pytest.mark.parametrize("base", ["/ctao/../{production}", "/ctao//x", "/ctao/./x", "ctao/x"])
+def test_lfn_base_is_a_plain_absolute_path(check, base: str) -> None:
+    (error,) = check(HEAD.replace("production: t\n", f"production: t\nlfn_base: {base}\n")
+                     + PROCESS)
+    assert error.startswith(f"f.yaml:2:11: lfn_base: '{base}' ")
+
+
+def test_output_name_is_a_file_name(check) -> None:
+    assert check(HEAD + PROCESS.replace('"{particle}_{task:04d}.h5"', '".."')) == [
+        ("f.yaml:10:15: transformations.0.outputs.0.name: '..' is not a file name; write "
+         "e.g. '{transformation}_{task:06d}.h5'")]
+
+
+def test_control_characters_anywhere_but_free_text(check) -> None:
+    text = HEAD.replace("production: t\n", 'production: t\ndescription: "a\\tb\\nc"\n'
+                        'common: {site: "x\\0y", "k\\x1b": 1}\n') + PROCESS.replace(
+        "      command: [run,", '      parameters: {p: "a\\x01"}\n      command: ["r\\0un",')
+    carry = "which no command line or file name can carry; remove it"
+    assert check(text) == [
+        f"f.yaml:3:16: common.site: the value holds the control character '\\x00', {carry}",
+        f"f.yaml:3:24: common.k\\x1b: the key holds the control character '\\x1b', {carry}",
+        (f"f.yaml:10:23: transformations.0.job.parameters.p: the value holds the control "
+         f"character '\\x01', {carry}"),
+        (f"f.yaml:11:17: transformations.0.job.command.0: the value holds the control "
+         f"character '\\x00', {carry}")]
+
+
+@pytest.mark.parametrize("schedule, reason", [
+    ("every day", "2 fields, not 5"), ("* * * * * *", "6 fields, not 5"),
+    ("60 * * * *", "[60 * * * *] is not acceptable, out of range")])
+def test_schedule_is_a_cron_expression(check, schedule: str, reason: str) -> None:
+    text = HEAD.replace("production: t\n", f"production: t\nschedule: '{schedule}'\n") + PROCESS
+    assert check(text) == [
+        (f"f.yaml:2:11: schedule: '{schedule}' is not a cron expression ({reason}); write 5 "
+         "fields, 'minute hour day month weekday' (e.g. '*/30 * * * *'), or a preset: @once, "
+         "@continuous, @hourly, @daily, @weekly, @monthly, @quarterly, @yearly")]
+
+
+@pytest.mark.parametrize("schedule", ["'*/30 * * * *'", "'@daily'", "'@once'", "null"])
+def test_good_schedules(check, schedule: str) -> None:
+    assert check(HEAD.replace("production: t\n", f"production: t\nschedule: {schedule}\n")
+                 + PROCESS) == []
+
+
+def test_resources_must_be_positive_and_sites_not_empty(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ndefaults: {sites: [], resources: "
+                        "{memory: 0, walltime: 0m, cores: 0}}\n") + PROCESS.replace(
+        "      command:", "      resources: {memory: 0GB, walltime: -5, cores: true}\n"
+        "      command:") + "    sites: []\n"
+    assert check(text) == [
+        "f.yaml:2:19: defaults.sites: must not be empty; write at least 1 item(s)",
+        "f.yaml:2:43: defaults.resources.memory: memory 0 is not positive; write e.g. 2GB or 500MB",
+        ("f.yaml:2:56: defaults.resources.walltime: walltime '0m' is not positive; write e.g. "
+         "90m, 2h or 01:30:00"),
+        "f.yaml:2:67: defaults.resources.cores: 0 is too small; write a number >= 1",
+        ("f.yaml:9:27: transformations.0.job.resources.memory: memory '0GB' is not positive; "
+         "write e.g. 2GB or 500MB"),
+        ("f.yaml:9:42: transformations.0.job.resources.walltime: walltime -5 is not positive; "
+         "write e.g. 90m, 2h or 01:30:00"),
+        ("f.yaml:9:53: transformations.0.job.resources.cores: expected a number, got the "
+         "boolean true; write e.g. 'cores: 4', 'memory: 2GB', 'walltime: 2h'"),
+        "f.yaml:14:12: transformations.0.sites: must not be empty; write at least 1 item(s)"]
+
+
+def test_a_production_name_used_by_two_files_names_both(tmp_path: Path) -> None:
+    a, b, c = (tmp_path / name for name in ("a.yaml", "b.yaml", "c.yaml"))
+    a.write_text(HEAD + PROCESS)
+    b.write_text("# the same production again\n" + HEAD + PROCESS)
+    c.write_text(HEAD.replace("production: t", "production: other") + PROCESS)
+    assert validate_files([a, b, c]) == [
+        (f"{a}:1:13: production: production 't' is also defined in {b}; give each "
+         "production its own name"),
+        (f"{b}:2:13: production: production 't' is also defined in {a}; give each "
+         "production its own name")]
+    assert validate_files([a, a, c]) == []
+
+
+# -- long and wide specs ---------------------------------------------------------------
+
+def chain(length: int, cycle: bool = False) -> str:
+    """A production of ``length`` transformations, each reading the previous one."""
+    lines = [HEAD]
+    for i in range(length):
+        source = (f"from: t{length - 1}" if cycle else "query: {particle: gamma}") if i == 0 \
+            else f"from: t{i - 1}"
+        lines.append(f"  - {{name: t{i}, type: processing, input: {{{source}}}, job: "
+                     f"{{command: [run, \"{{output}}\", \"{{inputs}}\"]}}, outputs: [{{name: "
+                     f"\"{{particle}}_{{task}}.h5\"}}]}}\n")
+    return "".join(lines)
+
+
+def test_a_chain_longer_than_the_recursion_limit_validates(check) -> None:
+    length = sys.getrecursionlimit() + 200
+    text = chain(length).replace(f"input: {{from: t{length - 2}}}",
+                                 f"input: {{from: t{length - 2}, query: {{particle: proton}}}}")
+    column = text.splitlines()[-1].index("particle: proton") + 1
+    assert check(text) == [
+        (f"f.yaml:{length + 2}:{column}: transformations.{length - 1}.input.query.particle: "
+         f"never matches the outputs of 't{length - 2}': they carry particle='gamma', this "
+         f"asks particle = 'proton'; change the condition or remove 't{length - 2}' from "
+         "'from'")]
+
+
+def test_a_cycle_longer_than_the_recursion_limit_is_one_line(check) -> None:
+    length = sys.getrecursionlimit() + 200
+    (error,) = check(chain(length, cycle=True))
+    names = " -> ".join(f"t{i}" for i in [*range(length), 0])
+    assert error == (f"f.yaml:3:48: transformations.0.input.from: dependency cycle {names}; "
+                     "remove one of these links")
+
+
+def test_graph_order_of_a_long_chain_keeps_parents_first(tmp_path: Path) -> None:
+    length = sys.getrecursionlimit() + 200
+    path = tmp_path / "f.yaml"
+    path.write_text(chain(length))
+    order = [t.name for t in topological_order(load_production(path))]
+    assert order == [f"t{i}" for i in range(length)]
+
+
+def test_what_airflow_or_a_process_would_refuse_later(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ntags: [ok, '" + "x" * 101 + "', '']\n"
+                        "common: {w: .nan}\ndefaults: {poll_interval: .inf}\n") + PROCESS.replace(
+        "      command:", "      env: {A=B: x, GOOD_1: y, 1X: z}\n      command:")
+    rule = "is not a valid name; use letters, digits and '_', not starting with a digit"
+    assert check(text) == [
+        "f.yaml:2:12: tags.1: longer than 100 characters; shorten it",
+        "f.yaml:2:117: tags.2: must not be empty; write some text",
+        "f.yaml:3:13: common.w: nan is not a finite number; write a plain number",
+        "f.yaml:4:27: defaults.poll_interval: inf is not a finite number; write a plain number",
+        f"f.yaml:11:13: transformations.0.job.env.A=B: 'A=B' {rule}",
+        f"f.yaml:11:32: transformations.0.job.env.1X: '1X' {rule}"]
+
+
+def test_deep_block_nesting_is_one_line(check) -> None:
+    text = "".join("  " * i + "a:\n" for i in range(1000)) + "  " * 1000 + "b: 1\n"
+    assert check(text) == [
+        "f.yaml:1:1: (syntax): nested deeper than 64 levels; flatten the document"]
+
+
+@pytest.mark.parametrize("name", ["sync", "report"])
+def test_a_transformation_cannot_take_the_name_of_a_production_task(check, name: str) -> None:
+    assert check(HEAD + PROCESS.replace("name: process", f"name: {name}")) == [
+        (f"f.yaml:3:11: transformations.0.name: '{name}' is the name of the production's own "
+         f"{name} task in Airflow; rename the transformation")]
+
+
+def test_values_written_in_the_spec_cannot_move_an_output_or_overflow_an_argument(check) -> None:
+    text = HEAD.replace("production: t\n", "production: t\ncommon: {particle: '../../etc'}\n") + \
+        PROCESS.replace("command: [run,", "command: [run, '" + "x" * 140_000 + "',")
+    assert check(text) == [
+        ("f.yaml:9:22: transformations.0.job.command.1: 140000 bytes long, more than a command "
+         "line argument may hold (131072); pass a file instead"),
+        ("f.yaml:11:15: transformations.0.outputs.0.name: {particle} is '../../etc' here, which "
+         "would put the file outside its folder; remove {particle} from the name or change "
+         "that value")]
+
+
+def test_many_unknown_names_get_a_bounded_search_for_suggestions(
+        check, monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[str] = []
+    real = messages.difflib.get_close_matches
+    monkeypatch.setattr(messages.difflib, "get_close_matches",
+                        lambda word, *args, **kwargs: searched.append(word) or real(
+                            word, *args, **kwargs))
+    length = 500
+    errors = check(chain(length).replace("{from: t", "{from: x").replace(
+        "{from: x0}", "{from: T0}"))
+    assert len(errors) == length - 1 and len(searched) <= 50
+    assert errors[0].endswith("unknown transformation 'T0'; did you mean 't0'?")
+    assert errors[-1].endswith(f"unknown transformation 'x{length - 2}'; write the name of a "
+                               "transformation of this production")
+
+
+def test_an_output_name_longer_than_a_file_name_may_be(check) -> None:
+    name = "{task}_" + "x" * 250
+    assert check(HEAD + PROCESS.replace('"{particle}_{task:04d}.h5"', f'"{name}"')) == [
+        ("f.yaml:10:15: transformations.0.outputs.0.name: 257 bytes long, more than a file "
+         "name may be (255); shorten it")]
+
+
+def test_a_value_yaml_types_but_python_cannot_build_is_one_line(check) -> None:
+    assert check("production: t\nx: 1" + "0" * 5000 + "\n") == [
+        ("f.yaml:2:4: (syntax): cannot read the value (Exceeds the limit (4300 digits) for "
+         "integer string conversion); quote it to keep it as text, or fix it")]
+    assert check("production: t\ncommon: {night: 2024-13-45}\n") == [
+        ("f.yaml:2:17: (syntax): cannot read the value (month must be in 1..12); quote it to "
+         "keep it as text, or fix it")]
+
+
+def test_a_format_width_that_would_fill_memory_is_refused(check) -> None:
+    text = HEAD + PROCESS.replace('"{particle}_{task:04d}.h5"', '"{task:99999999999d}"').replace(
+        '"{output}"', '"{output:>999999}"')
+    assert check(text) == [
+        ("f.yaml:8:32: transformations.0.job.command.2: placeholder {output:>999999} asks for "
+         "more than 255 characters; write a width such as :06d"),
+        ("f.yaml:10:15: transformations.0.outputs.0.name: placeholder {task:99999999999d} asks "
+         "for more than 255 characters; write a width such as :06d")]
+
+
+def test_an_empty_program_is_one_line(check) -> None:
+    assert check(HEAD + PROCESS.replace("command: [run,", "command: ['',")) == [
+        ("f.yaml:8:17: transformations.0.job.command.0: the program to run is empty; write its "
+         "name or path first, e.g. [ctapipe-process]")]

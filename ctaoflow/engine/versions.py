@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ctaoflow.engine.ledger import (FileRow, FileStatus, ProductionRow, SpecVersionRow, TaskRow,
                                     TaskStatus, TransformationRow)
-from ctaoflow.spec.chaining import input_query, static_output_metadata
+from ctaoflow.spec.chaining import StaticMetadata, input_query
 from ctaoflow.spec.model import Production, Transformation
 
 FIRST, ADOPTED, HARMLESS, ACCEPTED = "first", "adopted", "harmless", "accepted"
@@ -140,7 +140,8 @@ def _reformed(old: Production, new: Production, t: Transformation, w: Work) -> l
 
 def _upstream(production: Production, t: Transformation) -> set[str]:
     """The transformations whose outputs can reach ``t``'s input, directly or not."""
-    outputs = {o.name: [static_output_metadata(production, o, out) for out in o.outputs]
+    static = StaticMetadata(production)
+    outputs = {o.name: [static.output(o, out) for out in o.outputs]
                for o in production.transformations}
     seen: set[str] = set()
     todo = [t]

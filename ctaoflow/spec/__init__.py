@@ -1,9 +1,10 @@
 """The production language: what a production YAML says and whether it is sound.
 
-``model`` (the pydantic models), ``yamlio`` (YAML read with line and column of every
-node), ``validation`` (one-line errors: shapes and types) with ``semantics`` (the
-cross-field rules), ``cache`` (validated specs kept on disk for Airflow's re-parses),
-``query`` (metadata queries), ``chaining`` (what a transformation selects and what its
+``model`` (the pydantic models), ``yamlio`` (YAML read bounded, with line and column of
+every node), ``validation`` (one-line errors: shapes and types) with ``semantics`` (the
+cross-field rules) and ``characters`` (control characters no command line carries),
+``cache`` (validated specs kept on disk for Airflow's re-parses), ``query`` (metadata
+queries), ``chaining`` (what a transformation selects and what its
 outputs carry), ``graph`` (the transformation graph) and ``layout`` (the Airflow DAG a
 production becomes, as plain data).
 

@@ -18,6 +18,7 @@ from typing import Iterable
 from ctaoflow import settings
 from ctaoflow.spec import validation
 from ctaoflow.spec.model import Production
+from ctaoflow.spec.yamlio import UnreadableFile, read_bounded
 
 CODE_FILES = sorted(Path(__file__).parent.glob("*.py"))  # the whole spec package
 _CODE = b"".join(path.read_bytes() for path in CODE_FILES)
@@ -26,16 +27,19 @@ _CODE = b"".join(path.read_bytes() for path in CODE_FILES)
 def load_production(path: str | os.PathLike, known_sites: Iterable[str] | None = None
                     ) -> Production:
     """``validation.load_production`` with a cache keyed by content, sites and code."""
-    text = Path(path).read_bytes()
-    sites = "\n".join(sorted(known_sites)) if known_sites is not None else "*"
+    known = set(known_sites) if known_sites is not None else None
+    sites = "\n".join(sorted(known)) if known is not None else "*"
+    try:
+        text = read_bounded(path)
+    except UnreadableFile:  # validation words the reason
+        return validation.load_production(path, known_sites=known)
     key = hashlib.sha256(_CODE + b"\0" + sites.encode() + b"\0" + text).hexdigest()
     try:
         cached = settings.home() / "spec-cache" / f"{key}.json"
         return Production.model_validate_json(cached.read_bytes())
     except (OSError, ValueError):
         pass
-    production = validation.load_production(path, known_sites=set(known_sites)
-                                            if known_sites is not None else None)
+    production = validation.load_production(path, known_sites=known)
     _store(production, key)
     return production
 

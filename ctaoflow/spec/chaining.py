@@ -34,14 +34,47 @@ def output_metadata(production: Production, transformation: Transformation, outp
             "production": production.production, "transformation": transformation.name}
 
 
-def static_output_metadata(production: Production, transformation: Transformation,
-                           output: Output) -> dict[str, Any]:
-    """What every output of ``transformation`` is known to carry before anything runs."""
-    if transformation.input and transformation.input.from_:
-        parents = [production.transformation(p) for p in transformation.input.from_]
+class StaticMetadata:
+    """What every output of a transformation is known to carry before anything runs,
+    computed once per transformation, parents first, without recursion."""
+
+    def __init__(self, production: Production) -> None:
+        self.production = production
+        self.inherited: dict[str, dict[str, Any]] = {}
+
+    def output(self, transformation: Transformation, output: Output) -> dict[str, Any]:
+        """The metadata every file of ``output`` carries; ``transformation``'s ancestry
+        must be acyclic (ValueError otherwise)."""
+        inherited = self.inherited_by(transformation.name)
+        return output_metadata(self.production, transformation, output, [inherited])
+
+    def inherited_by(self, name: str) -> dict[str, Any]:
+        """What ``name``'s outputs inherit from its inputs, ancestors computed first."""
+        stack, visiting = [name], {name}
+        while stack:
+            current = self.production.transformation(stack[-1])
+            missing = [p for p in _input_parents(current) if p not in self.inherited]
+            if any(p in visiting for p in missing):
+                raise ValueError(f"the inputs of {current.name!r} form a cycle")
+            if missing:
+                stack.extend(missing)
+                visiting.update(missing)
+                continue
+            self.inherited[current.name] = self._inherited(current)
+            visiting.discard(stack.pop())
+        return self.inherited[name]
+
+    def _inherited(self, transformation: Transformation) -> dict[str, Any]:
+        parents = [self.production.transformation(p) for p in _input_parents(transformation)]
+        if not parents:
+            return input_query(self.production, transformation).equalities()
         inherited = common_metadata(
-            static_output_metadata(production, p, o) for p in parents for o in p.outputs)
-        inherited.update(Query.parse(transformation.input.query).equalities())
-    else:
-        inherited = input_query(production, transformation).equalities()
-    return output_metadata(production, transformation, output, [inherited])
+            output_metadata(self.production, p, o, [self.inherited[p.name]])
+            for p in parents for o in p.outputs)
+        inherited.update(Query.parse(transformation.input.query if transformation.input
+                                     else None).equalities())
+        return inherited
+
+
+def _input_parents(transformation: Transformation) -> list[str]:
+    return list(transformation.input.from_) if transformation.input else []

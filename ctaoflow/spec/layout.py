@@ -37,6 +37,9 @@ class Step:
         return f"{self.group}.{self.task_id}" if self.group else self.task_id
 
 
+SYNC, REPORT = PRODUCTION_TASKS = ("sync", "report")  # task ids beside the groups
+
+
 @dataclass
 class Layout:
     dag: dict[str, Any]  # the DAG's keyword arguments
@@ -54,7 +57,7 @@ def layout(production: Production, spec_path: str) -> Layout:
         "default_args": DEFAULT_ARGS, "tags": ["ctaoflow", *production.tags],
         "description": production.description or None,
         "doc_md": f"ctaoflow production from `{spec_path.rsplit('/', 1)[-1]}`"})
-    plan.steps.append(Step("sync", "SyncProductionOperator", spec))
+    plan.steps.append(Step(SYNC, "SyncProductionOperator", spec))
     children = {p for t in production.transformations for p in t.all_parents}
     for t in topological_order(production):
         plan.groups[t.name] = f"{t.type}: {t.description}" if t.description else t.type
@@ -70,9 +73,9 @@ def layout(production: Production, spec_path: str) -> Layout:
                        (f"{t.name}.run", f"{t.name}.finalize")]
         plan.edges += [(f"{parent}.finalize", f"{t.name}.prepare") for parent in t.all_parents]
         if not t.all_parents:
-            plan.edges.append(("sync", f"{t.name}.prepare"))
+            plan.edges.append((SYNC, f"{t.name}.prepare"))
         if t.name not in children:
-            plan.edges.append((f"{t.name}.finalize", "report"))
-    plan.steps.append(Step("report", "ProductionReportOperator",
+            plan.edges.append((f"{t.name}.finalize", REPORT))
+    plan.steps.append(Step(REPORT, "ProductionReportOperator",
                            {**spec, "trigger_rule": "all_done"}))
     return plan

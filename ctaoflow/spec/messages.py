@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from ctaoflow.spec.yamlio import Document, KeyPath, Position
 
 MISSING = object()  # a value the data does not have
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -28,11 +30,15 @@ class ErrorReport:
     def at(self, position: Position, path: KeyPath, message: str) -> None:
         where = ".".join(str(p) for p in path) or "(document)"
         line = f"{self.file}:{position[0]}:{position[1]}: {where}: {' '.join(message.split())}"
-        self.entries.append((position, line))
+        self.entries.append((position, printable(line)))
 
     def lines(self) -> list[str]:
         return list(dict.fromkeys(line for _, line in sorted(self.entries)))
 
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x00``), so it stays one line."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], form: str = "'{}'") -> str | None:
@@ -43,6 +49,30 @@ def did_you_mean(word: str, candidates: Iterable[str], form: str = "'{}'") -> st
     close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     match = match or (close[0] if close else None)
     return f"did you mean {form.format(match)}?" if match else None
+
+
+class Suggestions:
+    """``did_you_mean`` over one large list of names, for many words: the list is sorted
+    once, a case-insensitive match is a lookup, and only the first ``budget`` words get
+    the fuzzy search (linear in the list), so thousands of unknown names stay fast."""
+
+    def __init__(self, candidates: Iterable[str], budget: int = 50) -> None:
+        self.candidates = sorted(candidates)
+        self.lowered = {c.lower(): c for c in self.candidates}
+        self.budget = budget
+
+    def hint(self, word: str, form: str = "'{}'") -> str | None:
+        if word.lower() in self.lowered:
+            return f"did you mean {form.format(self.lowered[word.lower()])}?"
+        if self.budget <= 0:
+            return None
+        self.budget -= 1
+        return did_you_mean(word, self.candidates, form)
+
+    def listed(self, limit: int = 10) -> str:
+        """The names, or the first ``limit`` of them and how many more."""
+        more = len(self.candidates) - limit
+        return ", ".join(self.candidates[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 def is_scalar(value: Any) -> bool:

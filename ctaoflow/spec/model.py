@@ -8,19 +8,29 @@ the JSON Schema of ``Production`` for editors.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal
 
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,62}$"
+SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # sites and storages: one path part
+SiteName = Annotated[str, Field(pattern=SITE_NAME_PATTERN)]
+SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly",
+                    "@quarterly", "@yearly")
 TRANSFORMATION_TYPES = ("mc_simulation", "processing", "merging", "training",
                         "apply_models", "command")
 Scalar = str | int | float | bool
 QueryValue = Scalar | list[Scalar] | dict[str, Scalar | list[Scalar]]
 
 
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TAG_MAX_LENGTH = 100  # Airflow refuses longer DAG tags
+
+
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 _UNITS = {"": 1, "k": 1e-3, "m": 1, "g": 1000, "t": 1_000_000}
@@ -28,32 +38,65 @@ _TIME = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def megabytes(value: int | str) -> int:
-    """``2000`` (MB), ``"2GB"``, ``"500MB"`` -> megabytes."""
+    """``2000`` (MB), ``"2GB"``, ``"500MB"`` -> megabytes (at least 1)."""
     if isinstance(value, int):
-        return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", value)
-    if not match:
-        raise ValueError(f"bad memory {value!r}; write e.g. 2GB or 500MB")
-    return max(1, round(float(match[1]) * _UNITS[match[2].lower() or "m"]))
+        amount: float = value
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", value)
+        if not match:
+            raise ValueError(f"bad memory {value!r}; write e.g. 2GB or 500MB")
+        amount = float(match[1]) * _UNITS[match[2].lower() or "m"]
+    if amount <= 0:
+        raise ValueError(f"memory {value!r} is not positive; write e.g. 2GB or 500MB")
+    return max(1, round(amount))
 
 
 def seconds(value: int | str) -> int:
-    """``3600``, ``"90m"``, ``"1h30m"``, ``"2d"``, ``"01:30:00"`` -> seconds."""
+    """``3600``, ``"90m"``, ``"1h30m"``, ``"2d"``, ``"01:30:00"`` -> seconds (at least 1)."""
     if isinstance(value, int):
-        return value
-    if re.fullmatch(r"\d+:\d\d:\d\d", value.strip()):
+        total = value
+    elif re.fullmatch(r"\d+:\d\d:\d\d", value.strip()):
         hours, minutes, secs = (int(p) for p in value.strip().split(":"))
-        return hours * 3600 + minutes * 60 + secs
-    parts = re.findall(r"(\d+)\s*([smhd])", value)
-    if not parts or re.sub(r"[\d\s smhd]", "", value):
-        raise ValueError(f"bad walltime {value!r}; write e.g. 90m, 2h or 01:30:00")
-    return sum(int(n) * _TIME[unit] for n, unit in parts)
+        total = hours * 3600 + minutes * 60 + secs
+    else:
+        parts = re.findall(r"(\d+)\s*([smhd])", value)
+        if not parts or re.sub(r"[\d\s smhd]", "", value):
+            raise ValueError(f"bad walltime {value!r}; write e.g. 90m, 2h or 01:30:00")
+        total = sum(int(n) * _TIME[unit] for n, unit in parts)
+    if total <= 0:
+        raise ValueError(f"walltime {value!r} is not positive; write e.g. 90m, 2h or 01:30:00")
+    return total
+
+
+def check_schedule(value: str) -> None:
+    """A schedule Airflow accepts: a preset or a 5-field cron expression (croniter)."""
+    if value in SCHEDULE_PRESETS:
+        return
+    fields = len(value.split())
+    reason = f"{fields} fields, not 5"
+    if fields == 5 or value.startswith("@"):
+        try:
+            if len(croniter(value).expanded) == 5:
+                return
+        except (ValueError, TypeError, KeyError) as exc:
+            reason = " ".join(str(exc).split()) or "unreadable"
+    raise ValueError(f"{value!r} is not a cron expression ({reason}); write 5 fields, "
+                     "'minute hour day month weekday' (e.g. '*/30 * * * *'), or a preset: "
+                     f"{', '.join(SCHEDULE_PRESETS)}")
 
 
 class Resources(Model):
     cores: int = Field(1, ge=1)
     memory: int | str = Field("2GB", description="MB as a number, or e.g. 2GB, 500MB")
     walltime: int | str = Field("2h", description="seconds, or e.g. 90m, 2h, 01:30:00")
+
+    @field_validator("cores", "memory", "walltime", mode="before")
+    @classmethod
+    def _not_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got the boolean {str(value).lower()}; "
+                             "write e.g. 'cores: 4', 'memory: 2GB', 'walltime: 2h'")
+        return value
 
     @field_validator("memory")
     @classmethod
@@ -93,7 +136,8 @@ class Job(Model):
     parameters: dict[str, Scalar] = Field(default_factory=dict)
     environment: Environment | None = None
     resources: Resources | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], str] = Field(
+        default_factory=dict)
     side_inputs: dict[str, str] = Field(default_factory=dict, description=(
         "placeholder -> transformation whose outputs every job also reads (e.g. a model)"))
 
@@ -147,8 +191,8 @@ class Transformation(Model):
     grouping: Grouping = Grouping()
     job: Job
     outputs: list[Output] = Field(min_length=1)
-    storage: str | None = None
-    sites: list[str] | None = None
+    storage: SiteName | None = None
+    sites: list[SiteName] | None = Field(None, min_length=1)
     max_attempts: int | None = Field(None, ge=1)
 
     @property
@@ -160,8 +204,8 @@ class Transformation(Model):
 
 
 class Defaults(Model):
-    sites: list[str] = Field(default_factory=lambda: ["local"])
-    storage: str = "LOCAL-DISK"
+    sites: list[SiteName] = Field(default_factory=lambda: ["local"], min_length=1)
+    storage: SiteName = "LOCAL-DISK"
     max_attempts: int = Field(3, ge=1, description=(
         "application failures of one task before it fails (its files are reset)"))
     max_infrastructure_retries: int = Field(5, ge=0, description=(
@@ -183,14 +227,28 @@ class Production(Model):
     lfn_base: str = Field("/ctao/{scope}/{production}",
                           description="outputs go to <lfn_base>/<transformation>/<name>")
     schedule: str | None = Field(None, description="cron or preset; none = triggered by hand")
-    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_schedule(value)
+        return value
+    tags: list[Annotated[str, Field(min_length=1, max_length=TAG_MAX_LENGTH)]] = Field(
+        default_factory=list)
     common: dict[str, Scalar] = Field(default_factory=dict,
                                       description="metadata added to every output")
     defaults: Defaults = Defaults()
     transformations: list[Transformation] = Field(min_length=1)
 
     def transformation(self, name: str) -> Transformation:
-        return next(t for t in self.transformations if t.name == name)
+        """The (first) transformation called ``name``; KeyError if there is none."""
+        return self.by_name[name]
+
+    @cached_property
+    def by_name(self) -> dict[str, Transformation]:
+        """Transformation name -> transformation; the first of a repeated name wins."""
+        return {t.name: t for t in reversed(self.transformations)}
 
     @property
     def output_base(self) -> str:

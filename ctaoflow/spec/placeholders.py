@@ -7,19 +7,23 @@ import re
 import string
 from typing import Any, Callable
 
-from ctaoflow.spec.chaining import static_output_metadata
+from ctaoflow.spec.chaining import StaticMetadata
 from ctaoflow.spec.messages import describe, did_you_mean
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.yamlio import KeyPath
 
+MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems
+MAX_FORMAT_WIDTH = MAX_NAME_BYTES  # a wider field fits no file name (and could fill memory)
+MAX_ARGUMENT_BYTES = 131_072  # Linux's MAX_ARG_STRLEN: execve refuses a longer argument
 RESERVED = ("inputs", "input", "task", "run", "group", "production", "transformation")
 
 
 class PlaceholderChecks:
-    """The placeholder half of ``Semantics`` (which provides ``production``, ``error``
-    and ``is_sound``)."""
+    """The placeholder half of ``Semantics`` (which provides ``production``, ``static``,
+    ``error`` and ``is_sound``)."""
 
     production: Production
+    static: StaticMetadata
     error: Callable[..., None]
     is_sound: Callable[[str], bool]
 
@@ -56,12 +60,18 @@ class PlaceholderChecks:
         known.update({name: "side.h5" for name in t.job.side_inputs})
         if t.type != "mc_simulation":
             known.update(inputs="in.h5", input="in.h5")
+        if not t.job.command[0].strip():
+            self.error(base + ("job", "command", 0), "the program to run is empty; write its "
+                                                     "name or path first, e.g. [ctapipe-process]")
         for j, arg in enumerate(t.job.command):
             path = base + ("job", "command", j)
             if t.type == "mc_simulation" and {"inputs", "input"} & names_in(arg):
                 self.error(path, "an mc_simulation has no input files; remove {inputs} and "
                                  "{input} (use {run} for the run number)")
                 continue
+            if len(arg.encode()) > MAX_ARGUMENT_BYTES:
+                self.error(path, f"{len(arg.encode())} bytes long, more than a command line "
+                                 f"argument may hold ({MAX_ARGUMENT_BYTES}); pass a file instead")
             names = self.check_pattern(path, arg, known)
             if "inputs" in names and arg != "{inputs}":
                 self.error(path, f"{{inputs}} expands to one argument per input file and must "
@@ -71,14 +81,26 @@ class PlaceholderChecks:
         sound = self.is_sound(t.name)
         for j, output in enumerate(t.outputs):
             path = base + ("outputs", j, "name")
-            known = ({**static_output_metadata(self.production, t, output), **self.fields(t)}
+            known = ({**self.static.output(t, output), **self.fields(t)}
                      if sound else None)
             names = self.check_pattern(path, output.name, known)
             if "/" in output.name:
                 self.error(path, "an output name is a file name, not a path; remove the '/'")
+            elif output.name.strip() in ("", ".", ".."):
+                self.error(path, f"{output.name!r} is not a file name; write e.g. "
+                                 "'{transformation}_{task:06d}.h5'")
+            elif len(output.name.encode()) > MAX_NAME_BYTES:
+                self.error(path, f"{len(output.name.encode())} bytes long, more than a file "
+                                 f"name may be ({MAX_NAME_BYTES}); shorten it")
             elif not self.unique_per_task(t, names):
                 self.error(path, f"every task would write the same file name {output.name!r}; "
                                  "add {task}, e.g. '{transformation}_{task:06d}.h5'")
+            for name in sorted(names & set(known or ())):
+                value = str(known[name]) if known else ""
+                if "/" in value or value in (".", ".."):
+                    self.error(path, f"{{{name}}} is {value!r} here, which would put the file "
+                                     f"outside its folder; remove {{{name}}} from the name or "
+                                     f"change that value")
 
     @staticmethod
     def unique_per_task(t: Transformation, names: set[str]) -> bool:
@@ -118,11 +140,16 @@ def _placeholder_problem(name: str, spec: str, conversion: str | None,
         return f"placeholder {{{name}!{conversion}}}: only !s is supported; remove '!{conversion}'"
     if "{" in spec:
         return f"placeholder {{{name}:{spec}}} nests a placeholder in its format; remove it"
+    if any(int(number) > MAX_FORMAT_WIDTH for number in re.findall(r"\d+", spec)):
+        return (f"placeholder {{{name}:{spec}}} asks for more than {MAX_FORMAT_WIDTH} "
+                "characters; write a width such as :06d")
     if known is None:
         return None
     if name not in known:
         hint = did_you_mean(name, sorted(known), "{{{}}}")
-        listed = ", ".join(f"{{{k}}}" for k in sorted(known))
+        names = sorted(known)
+        listed = ", ".join(f"{{{k}}}" for k in names[:20]) + (
+            f" and {len(names) - 20} more" if len(names) > 20 else "")
         message = f"unknown placeholder {{{name}}}; {hint or 'known: ' + listed}"
         if not name.isidentifier():  # e.g. a shell's ${#1}
             message += f"; for a literal brace write {{{{{name}}}}}"

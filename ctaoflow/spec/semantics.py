@@ -4,11 +4,13 @@ output metadata, placeholders, outputs and sites."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from ctaoflow.spec.chaining import static_output_metadata
-from ctaoflow.spec.messages import ErrorReport, did_you_mean
+from ctaoflow.spec.chaining import StaticMetadata
+from ctaoflow.spec.layout import PRODUCTION_TASKS
+from ctaoflow.spec.messages import ErrorReport, Suggestions
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.placeholders import PlaceholderChecks
 from ctaoflow.spec.query import Query
@@ -16,12 +18,16 @@ from ctaoflow.spec.yamlio import KeyPath
 
 
 def check_names(raw: list[Any], report: ErrorReport) -> None:
-    """Transformation names must be unique."""
+    """Transformation names must be unique and not those of the production's own tasks."""
     first: dict[str, int] = {}
     for i, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str):
             continue
+        if name in PRODUCTION_TASKS:
+            report.add(("transformations", i, "name"), (
+                f"'{name}' is the name of the production's own {name} task in Airflow; "
+                "rename the transformation"), of_key=False)
         if name in first:
             line = report.document.position(("transformations", first[name], "name"))[0]
             report.add(("transformations", i, "name"), (
@@ -45,8 +51,11 @@ class Semantics(PlaceholderChecks):
                         and isinstance(item.get("name"), str)}
         self.report = report
         self.sites = sites
+        self.name_hints = Suggestions(self.written)
+        self.site_hints = Suggestions(sites or ())
         self.queries: dict[str, Query] = {}
-        self.sound: dict[str, bool] = {}
+        self.sound: dict[str, bool] | None = None
+        self.static = StaticMetadata(production)
 
     def run(self) -> None:
         self.check_lfn_base()
@@ -90,7 +99,7 @@ class Semantics(PlaceholderChecks):
                 self.error(path, f"'{name}' is this transformation itself; name a parent "
                                  "transformation")
             elif name not in self.written:
-                hint = did_you_mean(name, sorted(self.written))
+                hint = self.name_hints.hint(name)
                 self.error(path, f"unknown transformation '{name}'; " + (
                     hint or "write the name of a transformation of this production"))
 
@@ -113,16 +122,33 @@ class Semantics(PlaceholderChecks):
             self.error(path, f"dependency cycle {' -> '.join(flow + [child])}; remove one of "
                              "these links")
 
-    def is_sound(self, name: str, visiting: frozenset[str] = frozenset()) -> bool:
+    def is_sound(self, name: str) -> bool:
         """Whether ``name``'s output metadata is known: its ancestry is valid and acyclic."""
-        if name not in self.sound:
-            t = self.by_name.get(name)
-            self.sound[name] = bool(
-                t and name not in visiting and name in self.queries
-                and sum(x.name == name for _, x in self.items) == 1
-                and all(p != name and self.is_sound(p, visiting | {name})
-                        for p in (t.input.from_ if t.input else [])))
-        return self.sound[name]
+        if self.sound is None:
+            self.sound = self._sound()
+        return self.sound.get(name, False)
+
+    def _sound(self) -> dict[str, bool]:
+        """Every transformation's soundness, parents first (Kahn's order on inputs)."""
+        counts = Counter(t.name for _, t in self.items)
+        inputs = {name: list(dict.fromkeys(t.input.from_ if t.input else []))
+                  for name, t in self.by_name.items()}
+        waiting = {name: len(parents) for name, parents in inputs.items()}
+        children: dict[str, list[str]] = {}
+        for name, parents in inputs.items():
+            for parent in parents:
+                children.setdefault(parent, []).append(name)
+        ready = [name for name, count in waiting.items() if count == 0]
+        sound: dict[str, bool] = {}
+        while ready:
+            name = ready.pop()
+            sound[name] = (counts[name] == 1 and name in self.queries
+                           and all(sound.get(p, False) for p in inputs[name]))
+            for child in children.get(name, []):
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    ready.append(child)
+        return sound  # names on or below a cycle never become ready: unsound
 
     # kinds, grouping, queries
     def check_kind(self, base: KeyPath, t: Transformation) -> None:
@@ -181,7 +207,7 @@ class Semantics(PlaceholderChecks):
         query = self.queries[t.name]
         for parent in t.input.from_ if t.input else []:
             p = self.by_name[parent]
-            metas = [static_output_metadata(self.production, p, o) for o in p.outputs]
+            metas = [self.static.output(p, o) for o in p.outputs]
             conflicts = [query.conflicts_with(meta) for meta in metas]
             if not all(conflicts):
                 continue
@@ -211,31 +237,47 @@ class Semantics(PlaceholderChecks):
             return
         for j, site in enumerate(sites):
             if site not in self.sites:
-                hint = did_you_mean(site, sorted(self.sites))
+                hint = self.site_hints.hint(site)
                 self.error(path + (j,), f"unknown site '{site}'; " + (
-                    hint or f"known sites: {', '.join(sorted(self.sites))}"))
+                    hint or f"known sites: {self.site_hints.listed()}"))
 
     def check_lfn_base(self) -> None:
-        self.check_pattern(("lfn_base",), self.production.lfn_base,
+        """An absolute path, without '.', '..' or empty parts that could escape it."""
+        path: KeyPath = ("lfn_base",)
+        self.check_pattern(path, self.production.lfn_base,
                            {"scope": "ctao", "production": self.production.production})
+        base = self.production.lfn_base
+        if not base.startswith("/"):
+            self.error(path, f"{base!r} is not an absolute path; start it with '/', e.g. "
+                             "'/ctao/{scope}/{production}'")
+        elif any(part in ("", ".", "..") for part in base.rstrip("/").split("/")[1:]):
+            self.error(path, f"{base!r} has an empty, '.' or '..' part, which could leave "
+                             "the production's area; write a plain path, e.g. "
+                             "'/ctao/{scope}/{production}'")
 
 
 def _cycles(graph: dict[str, list[str]]) -> Iterator[list[str]]:
-    """Cycles of ``graph`` (node -> parents), each as parents-first order."""
+    """Cycles of ``graph`` (node -> parents), each as parents-first order; a depth-first
+    walk with an explicit stack, so a long chain never reaches the recursion limit."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    stack: list[str] = []
-
-    def visit(node: str) -> Iterator[list[str]]:
-        state[node] = 1
-        stack.append(node)
-        for parent in graph.get(node, []):
-            if state.get(parent) == 1:
-                yield stack[stack.index(parent):][::-1]
+    for root in graph:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        where: dict[str, int] = {root: 0}  # node on the path -> its index
+        pending = [iter(graph.get(root, []))]
+        state[root] = 1
+        while pending:
+            parent = next(pending[-1], None)
+            if parent is None:
+                node = path.pop()
+                del where[node]
+                state[node] = 2
+                pending.pop()
+            elif state.get(parent) == 1:
+                yield path[where[parent]:][::-1]
             elif parent not in state:
-                yield from visit(parent)
-        stack.pop()
-        state[node] = 2
-
-    for node in graph:
-        if node not in state:
-            yield from visit(node)
+                state[parent] = 1
+                where[parent] = len(path)
+                path.append(parent)
+                pending.append(iter(graph.get(parent, [])))

@@ -5,12 +5,14 @@ from it, recording the line:column of each key and value by its key path
 (``("transformations", 3, "grouping", "group_size")``), so later checks can point
 at the line to fix. Duplicate keys, which PyYAML silently collapses, are reported.
 Aliases are expanded with a budget: an alias bomb or a recursive alias is an error,
-not a hang.
+not a hang. ``read_bounded`` reads a file with a size limit before anything parses it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +22,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 KeyPath = tuple[Any, ...]
 Position = tuple[int, int]  # 1-based line and column
 
-MAX_CHARS = 2_000_000
-MAX_VALUES = 100_000
+MAX_BYTES = 8_000_000
+MAX_VALUES = 100_000  # values reached again through aliases
 MAX_DEPTH = 64
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -38,6 +40,44 @@ _HINTS = (
     ("end of stream", "close the quote or bracket opened here"),
     ("flow", "close the bracket opened on that line, or quote values containing ':' or ','"),
 )
+
+
+class UnreadableFile(Exception):
+    """A file refused before parsing; the message says why and what to do."""
+
+
+def read_bounded(path: str | os.PathLike, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, reading at most
+    ``limit + 1``: a huge, sparse or endless file, a FIFO or a device is refused."""
+    too_big = UnreadableFile(f"larger than {limit} bytes; a spec or sites file is a few "
+                             "kB: check that this is the right file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+    except (OSError, ValueError) as exc:
+        raise UnreadableFile(f"cannot read: {getattr(exc, 'strerror', None) or exc}; "
+                             "check the path") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableFile("not a regular file; give the path of a YAML file")
+        if info.st_size > limit:
+            raise too_big
+        data = _read_at_most(fd, limit + 1)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}; check the file") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise too_big
+    return data
+
+
+def _read_at_most(fd: int, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0 and (chunk := os.read(fd, min(size, 1 << 20))):
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 class YamlSyntaxError(Exception):
@@ -71,9 +111,6 @@ class Document:
 
 def parse(text: str) -> Document:
     """Parse one YAML document; raises ``YamlSyntaxError`` when it cannot be read."""
-    if len(text) > MAX_CHARS:
-        raise YamlSyntaxError((1, 1), f"the file has {len(text)} characters, more than "
-                                      f"{MAX_CHARS}; a production spec is a few kB")
     if _flow_depth(text) > MAX_DEPTH:
         raise YamlSyntaxError((1, 1), _too_deep())
     if _FAST_LOADER is not None:
@@ -146,7 +183,8 @@ class _Builder:
     def __init__(self, loader: yaml.SafeLoader) -> None:
         self.loader = loader
         self.document = Document(None)
-        self.count = 0
+        self.count = 0  # values built again through aliases
+        self.built: set[int] = set()
         self.open: set[int] = set()  # collections being built: an alias to one is a loop
 
     def build(self, node: Node) -> Document:
@@ -159,7 +197,7 @@ class _Builder:
         self._spend(node, path)
         self.document.values[path] = _position(node)
         if isinstance(node, ScalarNode):
-            return self.loader.construct_object(node)
+            return self.scalar(node)
         if node.tag not in _PLAIN_TAGS:
             raise YamlSyntaxError(_position(node), f"the tag {node.tag!r} is not allowed; "
                                   "remove it: only plain YAML values are allowed")
@@ -207,13 +245,26 @@ class _Builder:
         if not isinstance(node, ScalarNode):
             raise YamlSyntaxError(_position(node), "a mapping key must be a plain name, "
                                   "not a list or mapping; write 'name: value'")
-        return self.loader.construct_object(node)
+        return self.scalar(node)
+
+    def scalar(self, node: ScalarNode) -> Any:
+        """The value of a scalar; one that YAML types but Python cannot build (an
+        impossible date, a number of thousands of digits) is an error at its place."""
+        try:
+            return self.loader.construct_object(node)
+        except (ValueError, OverflowError) as exc:
+            reason = _one_line(str(exc)).split(":")[0][:100]
+            raise YamlSyntaxError(_position(node), f"cannot read the value ({reason}); quote "
+                                  "it to keep it as text, or fix it") from None
 
     def _spend(self, node: Node, path: KeyPath) -> None:
-        self.count += 1
+        """Count values built again (aliases); refuse loops and excessive depth."""
+        if id(node) in self.built:
+            self.count += 1
+        self.built.add(id(node))
         if self.count > MAX_VALUES:
-            raise YamlSyntaxError(_position(node), f"the document expands to more than "
-                                  f"{MAX_VALUES} values (aliases?); write it out plainly")
+            raise YamlSyntaxError(_position(node), f"aliases repeat more than {MAX_VALUES} "
+                                  "values; write the document out plainly")
         if id(node) in self.open:
             raise YamlSyntaxError(_position(node), "an alias refers to a mapping or list "
                                   "that contains it; remove the recursive alias")
