@@ -4,10 +4,12 @@ operator commands status, report, reset, flush, stop, start, extend, accept, aud
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from ctaoflow.backends.base import BackendError
 from ctaoflow.catalog.base import CatalogError
@@ -171,71 +173,83 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(home=args.home, keep=args.keep, full=args.full)
 
 
+ENVIRONMENT = """environment:
+  CTAOFLOW_HOME            state on the embedded defaults: ledger, embedded catalog, job
+                           folders, spec cache (default ~/.ctaoflow)
+  CTAOFLOW_SITES           the sites file (default config/sites.yaml)
+  CTAOFLOW_PRODUCTIONS     the productions folder Airflow reads (default config/productions)
+  CTAOFLOW_FAILURES        the failure rules (default config/failures.yaml)
+  CTAOFLOW_LEDGER_TIMEOUT  seconds to wait for a locked ledger (default 60)
+  AIRFLOW_CONN_CTAOFLOW_LEDGER, AIRFLOW_CONN_CTAOFLOW_CATALOG
+                           Airflow connections of the ledger (a SQLAlchemy URL) and of
+                           the Rucio catalog, read by the DAGs (and by demo --full)"""
+SPEC_HELP = "the production YAML"
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="ctaoflow", description=__doc__)
-    sub = top.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("validate", help="check production YAML files; exit 1 on any error")
-    p.add_argument("files", nargs="+")
-    p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("schema", help="print the JSON Schema of a production YAML")
-    p.set_defaults(func=cmd_schema)
-    p = sub.add_parser("graph", help="print the transformation graph")
-    p.add_argument("file")
+    top = argparse.ArgumentParser(prog="ctaoflow", description=__doc__, epilog=ENVIRONMENT,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--version", action="version",
+                     version=f"%(prog)s {importlib.metadata.version('ctaoflow')}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str, func: Callable[[argparse.Namespace], int],
+                spec: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".",
+                           epilog=ENVIRONMENT,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if spec:
+            p.add_argument("file", help=SPEC_HELP)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("validate", "check production YAML files and the sites file; exit 1 on any "
+                            "error", cmd_validate, spec=False)
+    p.add_argument("files", nargs="+", metavar="file", help="production YAML files")
+    command("schema", "print the JSON Schema of a production YAML", cmd_schema, spec=False)
+    p = command("graph", "print the transformation graph", cmd_graph)
     p.add_argument("--mermaid", action="store_true", help="as a Mermaid flowchart")
-    p.set_defaults(func=cmd_graph)
-    p = sub.add_parser("plan", help="show which input files would form which tasks")
-    p.add_argument("file")
+    p = command("plan", "show which catalog files would form which tasks now, without "
+                        "running", cmd_plan)
     p.add_argument("--limit", type=int, default=20, help="tasks shown per transformation")
-    p.set_defaults(func=cmd_plan)
-    p = sub.add_parser("render", help="write the production's DAG as a standalone module")
-    p.add_argument("file")
-    p.add_argument("-o", "--output")
-    p.set_defaults(func=cmd_render)
-    p = sub.add_parser("status", help="files, tasks and jobs by status from the ledger")
-    p.add_argument("file")
-    p.set_defaults(func=cmd_status)
-    p = sub.add_parser("report", help="counts, top errors, files that need a person")
-    p.add_argument("file")
-    p.add_argument("--format", choices=["text", "markdown", "html"], default="text")
-    p.add_argument("-o", "--output")
-    p.set_defaults(func=cmd_report)
-    p = sub.add_parser("reset", help="put Problematic/MaxReset files back to Unused")
-    p.add_argument("file")
-    p.add_argument("--transformation")
+    p = command("render", "write the production's DAG as a standalone Python module",
+                cmd_render)
+    p.add_argument("-o", "--output", help="the module to write (default: standard output); "
+                                          "never the input file")
+    command("status", "files, tasks and jobs by status from the ledger, and the spec "
+                      "versions", cmd_status)
+    p = command("report", "counts, top errors with a log, files that need a person",
+                cmd_report)
+    p.add_argument("--format", choices=["text", "markdown", "html"], default="text",
+                   help="text (default), markdown or html (for mail)")
+    p.add_argument("-o", "--output", help="the file to write (default: standard output); "
+                                          "never the input file")
+    p = command("reset", "put Problematic/MaxReset files back to Unused", cmd_reset)
+    p.add_argument("--transformation", help="only this transformation's files")
     p.add_argument("--site", help="only files whose last job ran at this site")
-    p.add_argument("--class", dest="failure_class",
-                   choices=["infrastructure", "data", "application"])
+    p.add_argument("--class", dest="failure_class", help="only files whose last job "
+                   "failed for this class", choices=["infrastructure", "data", "application"])
     p.add_argument("--status", nargs="+", default=["Problematic", "MaxReset"],
-                   choices=["Problematic", "MaxReset", "Unused"])
-    p.set_defaults(func=cmd_reset)
-    p = sub.add_parser("flush", help="emit a transformation's partial groups at the next run")
-    p.add_argument("file")
-    p.add_argument("transformation")
-    p.set_defaults(func=cmd_flush)
-    for name, text in (("stop", "stop submitting jobs"), ("start", "resume a stopped production")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("file")
-        p.set_defaults(func=cmd_stop_start)
-    p = sub.add_parser("extend", help="add runs to an MC simulation")
-    p.add_argument("file")
-    p.add_argument("transformation")
-    p.add_argument("runs")
-    p.set_defaults(func=cmd_extend)
-    p = sub.add_parser("accept", help="apply a spec change that sync refused, on purpose: "
-                                      "record it as the next version, with the reason")
-    p.add_argument("file", help="the production YAML with the change")
+                   choices=["Problematic", "MaxReset", "Unused"],
+                   help="the file statuses to reset (default: Problematic MaxReset)")
+    p = command("flush", "emit a transformation's partial groups at the next run", cmd_flush)
+    p.add_argument("transformation", help="the transformation to flush")
+    command("stop", "stop submitting jobs (running jobs finish)", cmd_stop_start)
+    command("start", "resume a stopped production", cmd_stop_start)
+    p = command("extend", "add runs to an MC simulation", cmd_extend)
+    p.add_argument("transformation", help="the mc_simulation transformation")
+    p.add_argument("runs", help="how many runs to add (a whole positive number)")
+    p = command("accept", "apply a spec change that sync refused, on purpose: record it as "
+                          "the next version, with the reason", cmd_accept)
     p.add_argument("--reason", required=True, help="why; kept in the spec history")
-    p.set_defaults(func=cmd_accept)
-    p = sub.add_parser("audit", help="reconcile ledger, catalog and batch systems; exit 1 "
-                                     "with the discrepancies")
-    p.add_argument("file")
-    p.set_defaults(func=cmd_audit)
-    p = sub.add_parser("demo", help="run the demo production end to end through Airflow")
+    command("audit", "reconcile ledger, catalog and batch systems; exit 1 with the "
+                     "discrepancies", cmd_audit)
+    p = command("demo", "run the demo production end to end through Airflow", cmd_demo,
+                spec=False)
     p.add_argument("--home", help="state folder (default: $CTAOFLOW_HOME/demo)")
     p.add_argument("--keep", action="store_true", help="keep the previous demo state")
     p.add_argument("--full", action="store_true",
                    help="with the real services: inputs in Rucio, jobs on Slurm")
-    p.set_defaults(func=cmd_demo)
     return top
 
 
