@@ -772,3 +772,9 @@ def test_an_empty_program_is_one_line(check) -> None:
     assert check(HEAD + PROCESS.replace("command: [run,", "command: ['',")) == [
         ("f.yaml:8:17: transformations.0.job.command.0: the program to run is empty; write its "
          "name or path first, e.g. [ctapipe-process]")]
+
+
+def test_a_poll_interval_that_would_poll_without_pause_is_refused(check) -> None:
+    assert check("production: t\ndefaults: {poll_interval: 0.000000001}\ntransformations:\n"
+                 + PROCESS) == [
+        "f.yaml:2:27: defaults.poll_interval: 1e-09 is too small; write a number >= 0.1"]

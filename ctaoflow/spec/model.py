@@ -215,7 +215,8 @@ class Defaults(Model):
     max_resets: int = Field(10, ge=1, description=(
         "resets of a file after infrastructure failures before MaxReset"))
     chunk_size: int = Field(100, ge=1, description="jobs per Airflow task instance")
-    poll_interval: float = Field(10.0, gt=0, description="seconds between batch-system polls")
+    poll_interval: float = Field(10.0, ge=0.1, description="seconds between batch-system "
+                                 "polls (0.1 at least: a smaller one polls without pause)")
     environment: Environment = Environment()
     resources: Resources = Resources()
 
