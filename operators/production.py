@@ -137,11 +137,20 @@ class FinalizeTransformationOperator(ProductionOperator):
 
 
 class ProductionReportOperator(ProductionOperator):
-    """Logs the production's report: counts, top errors, files that need a person; fails
-    the run when its spec change was refused."""
+    """Logs the production's report: counts, top errors, files that need a person."""
 
     def execute(self, context: Context) -> None:
-        hook = self.hook()
-        production = hook.production()
+        production = self.hook().production()
         self.log.info("\n%s", report.as_text(report.build(production, self.spec_path, top=3)))
-        hook.engine().sync()
+
+
+class WatcherOperator(BaseOperator):
+    """Fails the DAG run when any of its tasks failed (Airflow's watcher pattern): finalize
+    and report run whatever happened, so without it a run whose chunks failed would end
+    "success"."""
+
+    ui_color = "#f0d6d6"
+
+    def execute(self, context: Context) -> None:
+        raise AirflowFailException("a task of this run failed: see the failed task's log and "
+                                   "the report")

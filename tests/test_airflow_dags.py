@@ -23,6 +23,7 @@ from ctaoflow import settings
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
+from ctaoflow.ops import report
 from ctaoflow.engine.ledger import FileRow, JobRow, SiteRow, TransformationRow, session_factory
 from ctaoflow.spec.query import Query
 from ctaoflow.spec.validation import load_production
@@ -73,6 +74,11 @@ def test_demo_production_end_to_end(airflow_db, home, productions) -> None:
     assert again["process_gamma"]["jobs"] == {"Done": 5}
     assert again["process_gamma"]["files"] == {"Processed": 25}
     assert again["process_proton"]["jobs"] == {"Done": 2}
+    # the training ran: its new merged file is held, never trained on alone
+    assert again["train_classifier"]["tasks"] == {"Done": 1}
+    assert again["train_classifier"]["files"] == {"Processed": 2, "Unused": 1}
+    text = report.as_text(report.build(load_production(PROJECT / "config/productions/demo.yaml")))
+    assert "train_classifier: 1 new input file(s): the all group already ran" in text
 
 
 def test_failing_jobs_fail_their_chunk_and_release_files(airflow_db, home, productions) -> None:
@@ -83,6 +89,7 @@ def test_failing_jobs_fail_their_chunk_and_release_files(airflow_db, home, produ
     assert states[("process.run", 0)] == "failed"  # the gamma chunk
     assert states[("process.run", 1)] == "success"
     assert states[("process.finalize", -1)] == "success"
+    assert states[("watcher", -1)] == "failed" and run.state == "failed"
     with session_factory()() as session:
         files = session.scalars(select(FileRow)).all()
         gamma = [f for f in files if f.meta["particle"] == "gamma"]
@@ -214,9 +221,9 @@ def test_a_refused_spec_change_fails_sync_and_nothing_runs(airflow_db, home, pro
     run = bagged("demo").test()
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states["sync"] == "failed" and "success" not in states.values()
+    assert states["sync"] == "failed" and states["watcher"] == "failed"
     assert {state for task, state in states.items() if task.endswith((".prepare", ".run"))} == {
-        "upstream_failed"}  # finalize and report run and fail at once on the refused spec
+        "upstream_failed"}  # finalize fails at once on the refused spec; report reports
     refusal = ("AirflowFailException: demo: spec change refused against ledger version 1: "
                "process_proton renamed to process_protons while it has 5 file(s)")
     assert refusal in capsys.readouterr().out

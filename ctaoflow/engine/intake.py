@@ -35,8 +35,13 @@ def prepare(ctx: Context, name: str) -> list[int]:
         if t.type == "mc_simulation":
             new_tasks = _mc_tasks(ctx, session, row, t)
         else:
-            _intake(ctx, session, row, t)
-            new_tasks = _group(ctx, session, row, t)
+            new_files = _intake(ctx, session, row, t)
+            if all_group_ran(session, row, t):
+                if new_files:
+                    event(session, row, "held", f"{new_files} new input file(s) held: {HELD}")
+                new_tasks = []
+            else:
+                new_tasks = _group(ctx, session, row, t)
         if new_tasks:
             event(session, row, "tasks", f"{len(new_tasks)} new tasks")
         return list(session.scalars(
@@ -44,6 +49,19 @@ def prepare(ctx: Context, name: str) -> list[int]:
             .where(TaskRow.transformation_id == row.id,
                    TaskRow.status.in_([TaskStatus.CREATED.value, TaskStatus.SUBMITTED.value]))
             .order_by(TaskRow.chunk)))
+
+
+HELD = ("the all group already ran, and new files alone would form a second one; to run "
+        "it on every file, make a new production (a new name)")
+
+
+def all_group_ran(session: Session, row: TransformationRow, t: Transformation) -> bool:
+    """An ``all`` group (a training) whose files were processed is final: new files are
+    held, never grouped on their own."""
+    return t.grouping.plugin == "all" and session.scalar(
+        select(FileRow.id).where(FileRow.transformation_id == row.id,
+                                 FileRow.status == FileStatus.PROCESSED.value).limit(1)
+    ) is not None
 
 
 def parents_complete(session: Session, row: TransformationRow, t: Transformation) -> bool:

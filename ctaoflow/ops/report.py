@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from ctaoflow.engine import summarize, versions
+from ctaoflow.engine.intake import HELD, all_group_ran
 from ctaoflow.engine.ledger import (FileRow, JobRow, ProductionRow, SiteRow, TaskRow,
                                     TransformationRow, now, session_factory)
 from ctaoflow.spec.model import Production
@@ -67,6 +68,7 @@ class Report:
     needs_a_person: dict[str, dict[str, int]] = field(default_factory=dict)
     paused_sites: dict[str, str] = field(default_factory=dict)  # paused now: why, until when
     held: dict[str, int] = field(default_factory=dict)  # tasks waiting for a paused site
+    held_files: dict[str, int] = field(default_factory=dict)  # new files of a final all group
     spec_path: str = "PRODUCTION.yaml"
     versions: list[str] = field(default_factory=list)  # the spec's applied versions
 
@@ -132,6 +134,11 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                     TaskRow.transformation_id == row_id, TaskRow.status == "Created"))
                 if waiting:
                     report.held[name] = waiting
+            if all_group_ran(session, session.get(TransformationRow, row_id), t):
+                new = session.scalar(select(func.count()).where(
+                    FileRow.transformation_id == row_id, FileRow.status == "Unused"))
+                if new:
+                    report.held_files[name] = new
     return report
 
 
@@ -162,6 +169,9 @@ def as_text(report: Report) -> str:
         lines += ["", "Paused sites:"] + [f"  {s}: {why}" for s, why in report.paused_sites.items()]
     lines += [f"  {name}: {n} task(s) wait: every site allowed to them is paused"
               for name, n in report.held.items()]
+    if report.held_files:
+        lines += ["", "Files held:"] + [f"  {name}: {n} new input file(s): {HELD}"
+                                        for name, n in report.held_files.items()]
     if len(report.versions) > 1:
         lines += ["", "Spec versions:"] + [f"  {v}" for v in report.versions]
     return "\n".join(lines)

@@ -3,7 +3,8 @@
 ``operators/dag_builder.py`` instantiates it for Airflow's parser; ``ctaoflow render``
 (``ctaoflow/ops/render.py``) writes it out as a standalone DAG module. Each
 transformation is a task group ``prepare >> run (mapped over chunks, deferrable) >>
-finalize``; a child's group follows its parents' groups. The layout depends only on
+finalize``; a child's group follows its parents' groups; ``sync`` comes first,
+``report`` last, and a ``watcher`` fails the run when any task failed. The layout depends only on
 the spec, so two parses give the same DAG and Airflow's DAG versioning sees no change.
 """
 
@@ -37,7 +38,7 @@ class Step:
         return f"{self.group}.{self.task_id}" if self.group else self.task_id
 
 
-SYNC, REPORT = PRODUCTION_TASKS = ("sync", "report")  # task ids beside the groups
+SYNC, REPORT, WATCHER = PRODUCTION_TASKS = ("sync", "report", "watcher")  # beside the groups
 
 
 @dataclass
@@ -78,4 +79,9 @@ def layout(production: Production, spec_path: str) -> Layout:
             plan.edges.append((f"{t.name}.finalize", REPORT))
     plan.steps.append(Step(REPORT, "ProductionReportOperator",
                            {**spec, "trigger_rule": "all_done"}))
+    # finalize and report run whatever happened: the watcher, downstream of every task,
+    # fails the run when any of them failed (Airflow's watcher pattern)
+    plan.edges += [(step.full_id, WATCHER) for step in plan.steps]
+    plan.steps.append(Step(WATCHER, "WatcherOperator",
+                           {"trigger_rule": "one_failed", "retries": 0}))
     return plan
