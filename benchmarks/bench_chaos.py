@@ -43,7 +43,8 @@ def main() -> None:
     ledger = chaos.ledger
     write_result("chaos_completion_time", round(chaos.seconds, 1), "s",
                  baseline=round(calm.seconds, 1), ratio=round(chaos.seconds / calm.seconds, 2),
-                 state=chaos.state, jobs_submitted=ledger.jobs, kills=chaos.kills,
+                 state=chaos.state, failed_tasks=sorted(chaos.failed_tasks),
+                 baseline_state=calm.state, jobs_submitted=ledger.jobs, kills=chaos.kills,
                  failed_jobs_by_class=ledger.failures,
                  tasks_recovered_by_first_failure=ledger.recovered,
                  tasks_left_failed_by_class=ledger.left_failed,

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 from sqlalchemy import func, select
@@ -119,6 +120,7 @@ def measure(sessions: sessionmaker[Session], name: str) -> Measured:
 class Outcome:
     state: str
     seconds: float
+    failed_tasks: set[str] = field(default_factory=set)  # task ids with a failed instance
     kills: list[str] = field(default_factory=list)
     ledger: Measured = field(default_factory=Measured)
     audit: list[str] = field(default_factory=list)
@@ -157,8 +159,11 @@ def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1)
         kills.append(f"{victim}@{elapsed:.0f}s")
 
     state = cluster.wait_run(name, run_id, timeout=1200, during=inject)
+    instances = cluster.rest(f"dags/{name}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+                             "?limit=1000")["task_instances"]
     outcome = Outcome(state=state, seconds=time.monotonic() - started, kills=kills,
-                      ledger=measure(sessions, name))
+                      ledger=measure(sessions, name),
+                      failed_tasks={ti["task_id"] for ti in instances if ti["state"] == "failed"})
     production_spec = Production.model_validate(spec)
     outcome.audit = audit(production_spec, EmbeddedCatalog(home / "catalog"),
                           load_sites(cluster.env["CTAOFLOW_SITES"]), make_backend, sessions)

@@ -1,5 +1,6 @@
 """Crash safety: a production with injected faults while Airflow's processes and
-slurmctld are killed and restarted completes, with no job duplicated and no file lost."""
+slurmctld are killed and restarted completes, with no job duplicated and no file lost;
+only the permanently failing jobs are left, and the run says so by failing."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def test_production_completes_through_faults_and_kills(airflow_cluster, slurm_cl
     sites_file(Path(airflow_cluster.env["CTAOFLOW_SITES"]), slurm_cluster.site.queue,
                Path(airflow_cluster.env["CTAOFLOW_HOME"]) / "local-batch")
     outcome = run(airflow_cluster, JOBS, faults=True, restart_slurmctld=restart_slurmctld)
-    assert outcome.state == "success", outcome
+    # the chunks of the permanently failing runs fail, and the watcher fails the run
+    assert outcome.state == "failed" and outcome.failed_tasks == {"process.run", "watcher"}, outcome
     assert len(outcome.kills) == 4, outcome
     permanent = JOBS // 10  # runs ending in 5: the payload always fails
     process_files = {"Processed": JOBS - permanent, "Problematic": permanent}
