@@ -54,6 +54,26 @@ def _sites(engine) -> Counter:
     return Counter(j.site for j in jobs)
 
 
+def _simulated_sites(home: Path, clock: Clock, name: str, defaults: dict,
+                     **options: dict) -> tuple[Engine, dict[str, SiteConfig]]:
+    """An engine over simulated sites on a virtual clock (site name -> model options),
+    running a one-file-per-task transformation with a 10-minute walltime."""
+    sites = {site: SiteConfig(site, "simulated", slots=100, storages=(f"{site}-DISK",),
+                              options={"state_dir": str(home / "sim"), "duration_sigma": 0.0,
+                                       **model})
+             for site, model in options.items()}
+    production = Production.model_validate({
+        "production": name, "defaults": {"sites": list(sites), **defaults,
+                                         "resources": {"walltime": "10m"}},
+        "transformations": [{"name": "t", "input": {"query": {"data_level": "DL0"}},
+                             "grouping": {"group_size": 1},
+                             "job": {"command": ["sim_telarray"]},
+                             "outputs": [{"name": "{task}"}]}]})
+    engine = Engine(production, EmbeddedCatalog(home / "catalog"), sites,
+                    lambda site: make_backend(site, {"clock": clock}))
+    return engine, sites
+
+
 def test_jobs_go_to_their_replicas_until_the_site_is_full(home, monkeypatch) -> None:
     engine = _setup(home, monkeypatch, {"A": 3, "B": 10})
     _register(engine, home, "A-DISK", 5, 0)
@@ -96,20 +116,9 @@ def test_a_paused_sites_queued_work_moves_elsewhere(home) -> None:
     """Site A's jobs wait 600 s in its queue, then run past their walltime (TIMEOUT);
     B runs jobs in 10 s. Both are modelled by the simulated backend on a virtual clock."""
     clock = Clock()
-    sites = {
-        "A": SiteConfig("A", "simulated", slots=100, storages=("A-DISK",), options={
-            "state_dir": str(home / "sim"), "queue_wait_s": 600, "duration_s": 10_000}),
-        "B": SiteConfig("B", "simulated", slots=100, storages=("B-DISK",), options={
-            "state_dir": str(home / "sim"), "duration_s": 10, "duration_sigma": 0.0})}
-    production = Production.model_validate({
-        "production": "moving", "defaults": {"sites": ["A", "B"], "chunk_size": 5,
-                                             "resources": {"walltime": "10m"}},
-        "transformations": [{"name": "t", "input": {"query": {"data_level": "DL0"}},
-                             "grouping": {"group_size": 1},
-                             "job": {"command": ["sim_telarray"]},
-                             "outputs": [{"name": "{task}"}]}]})
-    engine = Engine(production, EmbeddedCatalog(home / "catalog"), sites,
-                    lambda site: make_backend(site, {"clock": clock}))
+    engine, sites = _simulated_sites(home, clock, "moving", {"chunk_size": 5},
+                                     A={"queue_wait_s": 600, "duration_s": 10_000},
+                                     B={"duration_s": 10})
     _register(engine, home, "A-DISK", 10, 0)
     engine.sync()
     assert engine.prepare("t") == [0, 1]
@@ -136,20 +145,8 @@ def test_an_infrastructure_retry_goes_to_another_site(home) -> None:
     """Site A holds the replicas but runs every job past its walltime (TIMEOUT, an
     infrastructure failure); the retry goes to B, though A would win on replicas."""
     clock = Clock()
-    options = {"state_dir": str(home / "sim"), "duration_sigma": 0.0}
-    sites = {"A": SiteConfig("A", "simulated", storages=("A-DISK",),
-                             options={**options, "duration_s": 10_000}),
-             "B": SiteConfig("B", "simulated", storages=("B-DISK",),
-                             options={**options, "duration_s": 10})}
-    production = Production.model_validate({
-        "production": "retry", "defaults": {"sites": ["A", "B"],
-                                            "resources": {"walltime": "10m"}},
-        "transformations": [{"name": "t", "input": {"query": {"data_level": "DL0"}},
-                             "grouping": {"group_size": 1},
-                             "job": {"command": ["sim_telarray"]},
-                             "outputs": [{"name": "{task}"}]}]})
-    engine = Engine(production, EmbeddedCatalog(home / "catalog"), sites,
-                    lambda site: make_backend(site, {"clock": clock}))
+    engine, sites = _simulated_sites(home, clock, "retry", {}, A={"duration_s": 10_000},
+                                     B={"duration_s": 10})
     _register(engine, home, "A-DISK", 2, 0)
     engine.sync()
     [chunk] = engine.prepare("t")
