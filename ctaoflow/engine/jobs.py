@@ -12,6 +12,7 @@ from ctaoflow.backends.base import JobSpec
 from ctaoflow.catalog.base import OutputFile
 from ctaoflow.spec.chaining import output_metadata
 from ctaoflow.spec.model import Production, Transformation
+from ctaoflow.spec.placeholders import MAX_ARGUMENT_BYTES, MAX_NAME_BYTES
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def planned_outputs(production: Production, transformation: Transformation,
         name = _format(output.name, {**metadata, **_fields(production, transformation, task)})
         if "/" in name or name in ("", ".", ".."):
             raise ValueError(f"output name {name!r} of task {task.index} is not a file name")
-        _check_passable(f"output name of task {task.index}", name, NAME_MAX)
+        _check_passable(f"output name of task {task.index}", name, MAX_NAME_BYTES)
         lfn = f"{production.output_base}/{transformation.name}/{name}"
         outputs.append(OutputFile(lfn=lfn, path=str(Path(workdir) / name), metadata=metadata))
     return outputs
@@ -77,11 +78,7 @@ def build_job(production: Production, transformation: Transformation, task: Task
                    walltime_s=resources.walltime_s, image=env_spec.image)
 
 
-MAX_ARG_BYTES = 128 * 1024  # Linux's MAX_ARG_STRLEN: the longest single argument
-NAME_MAX = 255  # the longest file name
-
-
-def _check_passable(what: str, value: str, limit: int = MAX_ARG_BYTES) -> None:
+def _check_passable(what: str, value: str, limit: int = MAX_ARGUMENT_BYTES) -> None:
     """Raise ValueError when ``value`` cannot reach a process (or name a file): a NUL
     byte, a character with no byte encoding, or more than ``limit`` bytes."""
     shown = value if len(value) <= 60 else value[:57] + "..."

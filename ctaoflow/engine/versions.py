@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -196,26 +197,24 @@ def _paths(a: Any, b: Any, prefix: str = "", depth: int = 2) -> list[str]:
 
 def work(session: Session, production_id: int) -> dict[str, Work]:
     """Files, processed files, live tasks and done tasks of each transformation."""
-    counts: dict[str, dict[str, int]] = {}
-    files = session.execute(
-        select(TransformationRow.name, FileRow.status, func.count())
-        .join(FileRow, FileRow.transformation_id == TransformationRow.id)
-        .where(TransformationRow.production_id == production_id)
-        .group_by(TransformationRow.name, FileRow.status))
-    for name, status, n in files:
-        c = counts.setdefault(name, {})
-        c["files"] = c.get("files", 0) + n
-        c["processed"] = c.get("processed", 0) + (n if status == FileStatus.PROCESSED.value else 0)
-    tasks = session.execute(
-        select(TransformationRow.name, TaskRow.status, func.count())
-        .join(TaskRow, TaskRow.transformation_id == TransformationRow.id)
-        .where(TransformationRow.production_id == production_id)
-        .group_by(TransformationRow.name, TaskRow.status))
-    for name, status, n in tasks:
-        c = counts.setdefault(name, {})
-        c["tasks"] = c.get("tasks", 0) + (n if status != TaskStatus.FAILED.value else 0)
-        c["done"] = c.get("done", 0) + (n if status == TaskStatus.DONE.value else 0)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for name, status, n in _by_status(session, production_id, FileRow):
+        counts[name]["files"] += n
+        counts[name]["processed"] += n if status == FileStatus.PROCESSED.value else 0
+    for name, status, n in _by_status(session, production_id, TaskRow):
+        counts[name]["tasks"] += n if status != TaskStatus.FAILED.value else 0
+        counts[name]["done"] += n if status == TaskStatus.DONE.value else 0
     return {name: Work(**c) for name, c in counts.items()}
+
+
+def _by_status(session: Session, production_id: int,
+               table: type[FileRow] | type[TaskRow]) -> Iterable[tuple[str, str, int]]:
+    """(transformation, status, rows) of ``table`` in the production."""
+    return session.execute(
+        select(TransformationRow.name, table.status, func.count())
+        .join(table, table.transformation_id == TransformationRow.id)
+        .where(TransformationRow.production_id == production_id)
+        .group_by(TransformationRow.name, table.status))
 
 
 def latest(session: Session, production_id: int) -> SpecVersionRow | None:

@@ -67,7 +67,7 @@ class Report:
     errors: list[ErrorGroup] = field(default_factory=list)
     needs_a_person: dict[str, dict[str, int]] = field(default_factory=dict)
     paused_sites: dict[str, str] = field(default_factory=dict)  # paused now: why, until when
-    held: dict[str, int] = field(default_factory=dict)  # tasks waiting for a paused site
+    waiting_for_a_site: dict[str, int] = field(default_factory=dict)  # all its sites paused
     held_files: dict[str, int] = field(default_factory=dict)  # new files of a final all group
     spec_path: str = "PRODUCTION.yaml"
     versions: list[str] = field(default_factory=list)  # the spec's applied versions
@@ -133,7 +133,7 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                 waiting = session.scalar(select(func.count()).where(
                     TaskRow.transformation_id == row_id, TaskRow.status == "Created"))
                 if waiting:
-                    report.held[name] = waiting
+                    report.waiting_for_a_site[name] = waiting
             if all_group_ran(session, session.get(TransformationRow, row_id), t):
                 new = session.scalar(select(func.count()).where(
                     FileRow.transformation_id == row_id, FileRow.status == "Unused"))
@@ -168,7 +168,7 @@ def as_text(report: Report) -> str:
     if report.paused_sites:
         lines += ["", "Paused sites:"] + [f"  {s}: {why}" for s, why in report.paused_sites.items()]
     lines += [f"  {name}: {n} task(s) wait: every site allowed to them is paused"
-              for name, n in report.held.items()]
+              for name, n in report.waiting_for_a_site.items()]
     if report.held_files:
         lines += ["", "Files held:"] + [f"  {name}: {n} new input file(s): {HELD}"
                                         for name, n in report.held_files.items()]

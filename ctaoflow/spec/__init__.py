@@ -2,7 +2,8 @@
 
 ``model`` (the pydantic models), ``yamlio`` (YAML read bounded, with line and column of
 every node), ``validation`` (one-line errors: shapes and types) with ``semantics`` (the
-cross-field rules) and ``characters`` (control characters no command line carries),
+cross-field rules), ``placeholders`` (the ``{name}`` fields), ``characters`` (control
+characters no command line carries) and ``messages`` (the wording of errors),
 ``cache`` (validated specs kept on disk for Airflow's re-parses), ``query`` (metadata
 queries), ``chaining`` (what a transformation selects and what its
 outputs carry), ``graph`` (the transformation graph) and ``layout`` (the Airflow DAG a
