@@ -23,6 +23,7 @@ from ctaoflow.engine.jobs import TaskInputs, build_job, job_name
 from ctaoflow.engine.ledger import (FileRow, FileStatus, JobRow, JobStatusName, ProductionRow,
                                     SiteRow, TaskRow, TaskStatus, TransformationRow, now)
 from ctaoflow.spec.model import Transformation
+from ctaoflow.spec.query import Query
 
 InFlight = dict[str, list[str]]  # site -> backend job ids
 
@@ -191,14 +192,18 @@ def _send(ctx: Context, name: str, chunk: int) -> None:
 
 def _side_inputs(ctx: Context, session: Session, row: TransformationRow,
                  t: Transformation) -> dict[str, list[str]]:
-    """Local paths of the outputs of each side-input transformation, by placeholder."""
+    """Local paths of each side input, by placeholder: the outputs of a transformation of
+    this production, or the catalog files of a query (in LFN order)."""
     side: dict[str, list[str]] = {}
     for placeholder, source in t.job.side_inputs.items():
-        lfns = sorted(lfn for outputs in session.scalars(
-            select(TaskRow.outputs).join(TransformationRow)
-            .where(TransformationRow.production_id == row.production_id,
-                   TransformationRow.name == source,
-                   TaskRow.status == TaskStatus.DONE.value)) for lfn in outputs)
+        if isinstance(source, str):
+            lfns = sorted(lfn for outputs in session.scalars(
+                select(TaskRow.outputs).join(TransformationRow)
+                .where(TransformationRow.production_id == row.production_id,
+                       TransformationRow.name == source,
+                       TaskRow.status == TaskStatus.DONE.value)) for lfn in outputs)
+        else:
+            lfns = [f.lfn for f in ctx.catalog.query(Query.parse(source))]
         paths = ctx.catalog.local_paths(lfns)
         side[placeholder] = [paths[lfn] for lfn in lfns if lfn in paths]
     return side
