@@ -16,7 +16,7 @@ from ctaoflow.spec.nights import for_night, ledger_name, night_key, night_of
 from ctaoflow.spec.query import Query
 from ctaoflow.spec.validation import load_production, validate_files
 from tests import nightly_data as data
-from tests.engine_driver import DATA, run_all
+from tests.engine_driver import DATA, run_all, run_chunk
 
 SPEC = DATA / "nightly_small.yaml"
 
@@ -189,3 +189,37 @@ def test_a_subrun_arriving_after_its_run_was_merged_is_held(home: Path, tmp_path
     with session_factory()() as session:
         held = session.scalars(select(EventRow.message).filter_by(kind="held")).all()
     assert held and "1 new input file(s) of run 2001 held" in held[-1]
+
+
+def test_the_night_table_counts_each_run_and_stage(home: Path, tmp_path: Path, capsys) -> None:
+    from ctaoflow.cli import main
+    from ctaoflow.ops.night import night_status
+
+    catalog = data.catalog()
+    data.models(catalog, tmp_path)
+    data.run_summary(catalog, tmp_path, "20261201", {2001: 3, 2002: 2})
+    data.subruns(catalog, tmp_path, "20261201", 2001, range(3))
+    data.subruns(catalog, tmp_path, "20261201", 2002, range(1))
+    spec = load_production(SPEC)
+    engine = data.night_engine(spec, "20261201")
+    assert not nights.check(engine, "20261201").ready
+    engine.sync()
+    for chunk in engine.prepare("subrun"):  # only the subruns so far
+        run_chunk(engine, "subrun", chunk)
+    status = night_status(spec, "2026-12-01")
+    assert status["data"] == "Waiting" and status["raw_files"] == 4
+    assert status["missing"] == ["run 2002: 1 of 2 subruns"]
+    assert status["runs"] == {"2001": {"subrun": {"done": 3, "total": 3}},
+                              "2002": {"subrun": {"done": 1, "total": 1}}}
+    with pytest.raises(SystemExit) as done:
+        main(["night", str(SPEC), "20261201"])
+    assert done.value.code == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "night 2026-12-01 of nightly_small (v1): raw data Waiting, 4 file(s)"
+    assert table[1] == "  missing: run 2002: 1 of 2 subruns"
+    assert table[2].split() == ["run", "subrun", "merge", "dl2", "night_check"]
+    assert table[3].split() == ["2001", "3/3", "-", "-", "-"]
+    assert table[5].split() == ["status", "Active", "Active", "Active", "Active"]
+    with pytest.raises(SystemExit):
+        main(["status", str(SPEC)])
+    assert "nightly; name the night with --night YYYY-MM-DD" in capsys.readouterr().err

@@ -56,10 +56,11 @@ def check(ctx: Context, night: str) -> NightCheck:
         if raw != row.raw_files:
             row.raw_files, row.last_change_at = raw, now()
         complete, missing = _complete(ctx, nightly, per_run, row)
+        row.missing = missing  # what it waits for, while Waiting
         waited = (now() - row.waiting_since).total_seconds()
         if complete or waited >= seconds(nightly.timeout):
             row.status = (NightStatus.COMPLETE if complete else NightStatus.TIMED_OUT).value
-            row.decided_at, row.missing = now(), missing
+            row.decided_at = now()
             event(session, None, "night", f"night {night}: {row.status} with {raw} raw "
                   "file(s)" + (f"; missing: {'; '.join(missing)}" if missing else ""))
             return NightCheck(row.status, raw, missing)
