@@ -26,6 +26,12 @@ class NightlyTimetable(CronPartitionTimetable):
     def summary(self) -> str:
         return f"nightly at {self._expression} ({self._timezone})"
 
+    def iter_partition_dagrun_infos(self, *, earliest: Any, latest: Any) -> Any:
+        """Backfill: every night whose date lies in ``[earliest, latest]`` (whole days:
+        ``--to-date 2026-12-02`` includes that night, whose tick is in the morning)."""
+        end_of_day = latest.replace(hour=23, minute=59, second=59, microsecond=0)
+        return super().iter_partition_dagrun_infos(earliest=earliest, latest=end_of_day)
+
     def generate_run_id(self, *, run_type: DagRunType, **extra: Any) -> str:
         key = extra.get("partition_key")
         if run_type == DagRunType.SCHEDULED and key:

@@ -71,3 +71,11 @@ def test_one_night_through_dag_test(airflow_db, home, monkeypatch, tmp_path) -> 
 
     without = dag.test()  # a nightly run must name its night
     assert without.state == "failed"
+
+
+def test_a_backfill_takes_whole_nights_oldest_first(airflow_db, home, monkeypatch, tmp_path) -> None:
+    dag = nightly_dag(monkeypatch, tmp_path / "productions")
+    utc = dt.timezone.utc
+    infos = list(dag.timetable.iter_partition_dagrun_infos(
+        earliest=dt.datetime(2026, 11, 30, tzinfo=utc), latest=dt.datetime(2026, 12, 2, tzinfo=utc)))
+    assert [i.partition_key for i in infos] == ["2026-11-30", "2026-12-01", "2026-12-02"]
