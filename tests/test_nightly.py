@@ -223,3 +223,19 @@ def test_the_night_table_counts_each_run_and_stage(home: Path, tmp_path: Path, c
     with pytest.raises(SystemExit):
         main(["status", str(SPEC)])
     assert "nightly; name the night with --night YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_outputs_record_their_inputs_night_and_run(home: Path, tmp_path: Path) -> None:
+    catalog = data.catalog()
+    data.models(catalog, tmp_path)
+    data.subruns(catalog, tmp_path, "20261201", 2001, range(2))
+    run_all(data.night_engine(load_production(SPEC), "20261201"))
+    (merged,) = catalog.query(Query.parse({"production": "nightly_small.20261201.v1",
+                                           "transformation": "merge"}))
+    subruns = sorted(f.lfn for f in catalog.query(Query.parse(
+        {"production": "nightly_small.20261201.v1", "transformation": "subrun"})))
+    assert merged.metadata["inputs"] == ",".join(subruns)
+    assert merged.metadata["night"] == "20261201" and merged.metadata["run"] == 2001
+    (dl2,) = catalog.query(Query.parse({"production": "nightly_small.20261201.v1",
+                                        "transformation": "dl2"}))
+    assert dl2.metadata["inputs"] == merged.lfn  # its own inputs, not its parent's

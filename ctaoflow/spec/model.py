@@ -222,6 +222,8 @@ class Defaults(Model):
                                  "polls (0.1 at least: a smaller one polls without pause)")
     environment: Environment = Environment()
     resources: Resources = Resources()
+    provenance: bool = Field(False, description=(
+        "record each output's input LFNs in its catalog metadata (key 'inputs')"))
 
 
 class Completeness(Model):
