@@ -14,7 +14,7 @@ STAMP=$ENV/.ctaoflow-installed
 LOG=$ENV.install.log
 T0=$(date +%s)
 
-version() { "$ENV/bin/python" -c 'import lstchain, ctapipe; print(f"lstchain {lstchain.__version__}, ctapipe {ctapipe.__version__}")'; }
+version() { "$ENV/bin/python" -c 'from importlib.metadata import version as v; print("lstchain", v("lstchain") + ", ctapipe", v("ctapipe"))'; }
 
 if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REQ" ] && [ -x "$ENV/bin/lstchain_mc_r0_to_dl1" ]; then
   echo "lstchain env up to date: $ENV ($(cat "$STAMP"))"
@@ -22,17 +22,18 @@ if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REQ" ] && [ -x "$ENV/bin/lstchain_mc_r0_t
 fi
 
 fail() { echo "lstchain install failed ($1); see $LOG" >&2; exit 1; }
-command -v uv >/dev/null 2>&1 || { echo "lstchain install failed: uv not found on PATH (pip install uv)" >&2; exit 1; }
 mkdir -p "$(dirname "$ENV")"
 : >"$LOG"
+command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv >>"$LOG" 2>&1 || fail "no uv, and pip install uv"
 rm -f "$STAMP"
 # --allow-existing: a stale env is updated in place (uv pip install is a no-op for what is pinned already)
 uv venv -q --allow-existing -p python3.11 "$ENV" >>"$LOG" 2>&1 || fail "uv venv -p python3.11"
-UV_LINK_MODE=${UV_LINK_MODE:-copy} uv pip install -q --python "$ENV/bin/python" -r "$REQ" >>"$LOG" 2>&1 \
+uv pip install -q --python "$ENV/bin/python" -r "$REQ" >>"$LOG" 2>&1 \
   || fail "uv pip install -r $REQ"
-# numba compiles lstchain's and ctapipe's jitted functions on first use (cache=True keeps them
-# in site-packages); importing the tools' modules here moves part of that cost out of the jobs
-"$ENV/bin/python" -c 'import lstchain.reco.r0_to_dl1, lstchain.scripts.lstchain_mc_r0_to_dl1' >>"$LOG" 2>&1 \
-  || fail "import lstchain"
+# uv installs without byte-compiling: the first import of lstchain compiles its (and ctapipe's,
+# scipy's, ...) modules. Importing the tools' modules once here moves that cost out of the first
+# jobs (numba still compiles jitted functions at their first call; cache=True keeps the result)
+"$ENV/bin/python" -c 'import lstchain.reco.r0_to_dl1, lstchain.reco.dl1_to_dl2, lstchain.tools.lstchain_dl1_to_dl2' \
+  >>"$LOG" 2>&1 || fail "import lstchain"
 version >"$STAMP" 2>>"$LOG" || fail "lstchain version"
 echo "lstchain env installed: $ENV ($(cat "$STAMP")) in $(( $(date +%s) - T0 ))s"
