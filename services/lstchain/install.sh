@@ -22,8 +22,8 @@ if [ -f "$STAMP" ] && [ "$STAMP" -nt "$REQ" ] && [ -x "$ENV/bin/lstchain_mc_r0_t
 fi
 
 fail() { echo "lstchain install failed ($1); see $LOG" >&2; exit 1; }
-mkdir -p "$(dirname "$ENV")"
-: >"$LOG"
+{ mkdir -p "$(dirname "$ENV")" && : >"$LOG"; } 2>/dev/null \
+  || { echo "lstchain install failed: cannot write $LOG (set CTAOFLOW_LSTCHAIN_ENV)" >&2; exit 1; }
 command -v uv >/dev/null 2>&1 || python3 -m pip install -q uv >>"$LOG" 2>&1 || fail "no uv, and pip install uv"
 rm -f "$STAMP"
 # --allow-existing: a stale env is updated in place (uv pip install is a no-op for what is pinned already)
