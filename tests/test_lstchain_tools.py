@@ -80,22 +80,24 @@ def simtel_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def meaningless_models(lstchain_env: Path, simtel_dir: Path) -> Path:
-    """A MEANINGLESS model set (tarball), trained once per content and cached under var/."""
+def meaningless_models(lstchain_env: Path, simtel_dir: Path) -> dict[str, Path]:
+    """A MEANINGLESS model set (tarball) and the two DL1 files it was trained on, made once per
+    content and cached under var/lstchain-cache."""
     digest = hashlib.sha256()
     for part in (SERVICE / "requirements.txt", R0_CONFIG, TRAIN_CONFIG, JOBS / "train_models.sh",
                  JOBS / "subrun_r0_to_dl1_mc.sh"):
         digest.update(part.read_bytes())
     digest.update(f"{GAMMA}|{PROTON}".encode())
-    tarball = CACHE / f"MEANINGLESS-lst-models-{digest.hexdigest()[:12]}.tar"
-    if not tarball.exists():
-        build = CACHE / f"build-{digest.hexdigest()[:12]}"
-        shutil.rmtree(build, ignore_errors=True)
-        job(lstchain_env, "subrun_r0_to_dl1_mc.sh", simtel_dir / GAMMA, build / "gamma.dl1.h5", R0_CONFIG)
-        job(lstchain_env, "subrun_r0_to_dl1_mc.sh", simtel_dir / PROTON, build / "proton.dl1.h5", R0_CONFIG)
-        job(lstchain_env, "train_models.sh", build / "gamma.dl1.h5", build / "proton.dl1.h5", tarball, TRAIN_CONFIG)
-        shutil.rmtree(build, ignore_errors=True)
-    return tarball
+    key = digest.hexdigest()[:12]
+    made = {"models": CACHE / f"MEANINGLESS-lst-models-{key}.tar",
+            "gamma": CACHE / f"training-{key}" / "gamma.dl1.h5", "proton": CACHE / f"training-{key}" / "proton.dl1.h5"}
+    for name, source in (("gamma", GAMMA), ("proton", PROTON)):
+        if not made[name].exists():
+            made["models"].unlink(missing_ok=True)
+            job(lstchain_env, "subrun_r0_to_dl1_mc.sh", simtel_dir / source, made[name], R0_CONFIG)
+    if not made["models"].exists():
+        job(lstchain_env, "train_models.sh", made["gamma"], made["proton"], made["models"], TRAIN_CONFIG)
+    return made
 
 
 def test_wrappers_refuse_missing_inputs_before_running_a_tool(lstchain_env: Path, tmp_path: Path) -> None:
@@ -128,7 +130,7 @@ def test_mc_night_subruns_merge_and_dl2(lstchain_env: Path, meaningless_models: 
     job(lstchain_env, "merge_run.sh", merged, sub1, sub0)
     # dl1 -> dl2 with the cached (meaningless) model tarball
     dl2_path = tmp_path / "DL2" / "dl2_LST-1.Run00202.h5"
-    job(lstchain_env, "dl1_to_dl2.sh", merged, meaningless_models, dl2_path, TRAIN_CONFIG)
+    job(lstchain_env, "dl1_to_dl2.sh", merged, meaningless_models["models"], dl2_path, TRAIN_CONFIG)
 
     dl1, dl1b, both, dl2 = read(lstchain_env, (dl1a, PARAMS), (sub0, PARAMS), (merged, PARAMS), (dl2_path, DL2))
     n = dl1["rows"][PARAMS]
@@ -150,3 +152,16 @@ def test_mc_night_subruns_merge_and_dl2(lstchain_env: Path, meaningless_models: 
 
     # outputs only: no temporary or working directories left beside them
     assert list(tmp_path.rglob(".*")) == []
+
+
+def test_merge_refuses_what_lstchain_would_silently_leave_out(lstchain_env: Path, meaningless_models: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    # the gamma and proton files come from different arrays: lstchain_merge_hdf5_files drops
+    # the second with a log line and exits 0; the wrapper fails and publishes nothing
+    out = tmp_path / "run" / "dl1_LST-1.Run00001.h5"
+    env = {**os.environ, "CTAOFLOW_LSTCHAIN_ENV": str(lstchain_env.parent)}
+    done = subprocess.run(["bash", str(JOBS / "merge_run.sh"), str(out), str(meaningless_models["gamma"]),
+                           str(meaningless_models["proton"])], env=env, check=False, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "left out 1 of 2 inputs" in done.stderr and str(meaningless_models["proton"]) in done.stderr
+    assert not out.exists()

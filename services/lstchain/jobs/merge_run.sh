@@ -18,14 +18,20 @@ for f in "${INS[@]}"; do
 done
 # shellcheck disable=SC2086
 run lstchain_merge_hdf5_files --input-dir "$WORK/in" --pattern '*.h5' --output-file "$WORK/merged.h5" --no-progress ${LSTCHAIN_MERGE_ARGS:-}
-# the tool records the names it globbed (links in this workdir): record the real inputs instead
-"$BIN/python" - "$WORK/merged.h5" "$WORK/in" <<'PY' || die "cannot write /source_filenames"
+# the tool silently leaves out (exit 0, one log line) any input whose subarray, metadata or
+# simulation settings differ from the first one's: refuse such a merge. Then record the real
+# inputs in /source_filenames (the tool records the links it globbed in this workdir).
+"$BIN/python" - "$WORK/merged.h5" "$WORK/in" <<'PY' || exit 1
 import glob, os, sys, tables
-inputs = [os.readlink(p) for p in sorted(glob.glob(os.path.join(sys.argv[2], "*.h5")))]  # the tool's order
+links = sorted(glob.glob(os.path.join(sys.argv[2], "*.h5")))  # the tool's order
 with tables.open_file(sys.argv[1], "a") as h5:
-    if "/source_filenames" in h5:
-        h5.remove_node("/", "source_filenames", recursive=True)
+    merged = [f.decode() if isinstance(f, bytes) else str(f) for f in h5.root.source_filenames.filenames.read()]
+    left_out = [os.readlink(p) for p in links if p not in merged]
+    if left_out:
+        sys.exit(f"merge_run: lstchain_merge_hdf5_files left out {len(left_out)} of {len(links)} inputs as not "
+                 f"mergeable with the first (subarray, metadata or simulation settings differ): {' '.join(left_out)}")
+    h5.remove_node("/", "source_filenames", recursive=True)
     group = h5.create_group("/", "source_filenames", "List of input files")
-    h5.create_array(group, "filenames", inputs, "List of files merged")
+    h5.create_array(group, "filenames", [os.readlink(p) for p in links], "List of files merged")
 PY
 publish "$WORK/merged.h5"
