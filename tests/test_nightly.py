@@ -239,3 +239,23 @@ def test_outputs_record_their_inputs_night_and_run(home: Path, tmp_path: Path) -
     (dl2,) = catalog.query(Query.parse({"production": "nightly_small.20261201.v1",
                                         "transformation": "dl2"}))
     assert dl2.metadata["inputs"] == merged.lfn  # its own inputs, not its parent's
+
+
+def test_the_report_tells_the_night_and_the_held_subrun(home: Path, tmp_path: Path) -> None:
+    from ctaoflow.ops import report
+
+    catalog = data.catalog()
+    data.models(catalog, tmp_path)
+    data.run_summary(catalog, tmp_path, "20261201", {2001: 3})
+    data.subruns(catalog, tmp_path, "20261201", 2001, range(2))
+    engine = data.night_engine(production(timeout="1s"), "20261201")
+    nights.check(engine, "20261201")
+    time.sleep(1.1)
+    assert nights.check(engine, "20261201").status == "TimedOut"
+    run_all(engine)
+    data.subruns(catalog, tmp_path, "20261201", 2001, range(2, 3))  # after the merge
+    run_all(data.night_engine(production(timeout="1s"), "20261201"))
+    text = report.as_text(report.build(for_night(production(timeout="1s"), "20261201")))
+    assert ("night 20261201: raw data TimedOut, 2 file(s); missing: run 2001: 2 of 3 subruns"
+            in text)
+    assert "merge: 1 new input file(s) of run 2001: that group already ran" in text
