@@ -109,7 +109,8 @@ def test_two_nights_of_lst1_with_real_lstchain(airflow_cluster, lstchain_env, si
                                               (Path(paths[dl2.lfn]), DL2))
         images = first["rows"][PARAMS]
         assert images > 0 and merged_table["rows"][PARAMS] == 2 * images  # events conserved
-        assert dl2_table["rows"][DL2] == 2 * images
+        # lstchain's standard quality cuts (intensity, leakage) may drop a few images
+        assert 0 < dl2_table["rows"][DL2] <= 2 * images
         assert all(0 <= g <= 1 for g in dl2_table["table"]["gammaness"])
 
     with sessions() as session:
