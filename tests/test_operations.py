@@ -81,7 +81,9 @@ def test_flush_stop_start_extend(home: Path) -> None:
         "job": {"command": ["sh", "-c", 'echo > "$0"', "{output}"]},
         "outputs": [{"name": "run{run}.out"}]}]})
     run_all(mc)
-    assert operations.extend(mc.production, "sim", 3) == 5
+    assert operations.extend(mc.production, "sim", 3, dry_run=True) == 5
+    assert operations.extend(mc.production, "sim", 3, user="erin", reason="more stats") == 5
+    assert operations.signature(_events(mc)[-1][1]) == ("erin", "more stats")
     run_all(mc)
     assert summarize(mc.production)["sim"]["tasks"] == {"Done": 5}
     assert summarize(mc.production)["sim"]["status"] == {"Completed": 1}
@@ -133,3 +135,76 @@ def test_cli_audit_and_report(home: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert done.value.code == 1 and err.count("\n") == 1
     assert "no transformation 'nope' in production 'chain'; one of: apply, merge_gamma" in err
+
+
+def _events(engine) -> list[tuple[str, str]]:
+    from ctaoflow.engine.ledger import EventRow
+
+    with engine.sessions() as session:
+        return [(e.kind, e.message) for e in session.scalars(select(EventRow).order_by(EventRow.id))]
+
+
+def test_processed_files_are_sticky_unless_forced_and_the_force_is_recorded(home: Path) -> None:
+    engine = engine_for(_failing())
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    assert _statuses(engine) == {"Processed": 2, "Problematic": 2}
+    for statuses in (("Processed",), ("Problematic", "Processed")):
+        with pytest.raises(operations.OperationError, match="Processed files are sticky"):
+            operations.reset(engine.production, statuses=statuses, user="alice")
+    with pytest.raises(operations.OperationError, match="reset one of Unused, Problematic"):
+        operations.reset(engine.production, statuses=("Assigned",), force=True)
+    assert _statuses(engine) == {"Processed": 2, "Problematic": 2}
+    assert operations.reset(engine.production, statuses=("Processed",), force=True,
+                            user="alice", reason="bad calibration") == 2
+    assert _statuses(engine) == {"Unused": 2, "Problematic": 2}
+    kind, message = _events(engine)[-1]
+    assert kind == "reset" and "forced: 2 of them were Processed" in message
+    assert operations.signature(message) == ("alice", "bad calibration")
+
+
+def test_every_action_records_who_and_why_and_a_dry_run_changes_nothing(
+        home: Path, capsys: pytest.CaptureFixture) -> None:
+    from ctaoflow.cli import main
+
+    engine = engine_for(_failing())
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    before = _events(engine)
+    production = engine.production
+    assert operations.reset(production, user="bob", dry_run=True) == 2
+    assert operations.reset(production, lfns=["nothing"], dry_run=True) == 0
+    assert operations.flush(production, "process", dry_run=True) == 0
+    assert operations.stop(production, dry_run=True) == 1
+    assert _statuses(engine) == {"Processed": 2, "Problematic": 2}
+    assert summarize(production)["process"]["status"] == {"Completed": 1}
+    assert _events(engine) == before
+    operations.stop(production, user="bob", reason="site maintenance\nuntil noon")
+    operations.start(production, user="carol")
+    assert operations.flush(production, "process", user="carol", reason="tail") == 0
+    lfn = next(iter(_problematic(engine)))
+    assert operations.reset(production, lfns=[lfn], user="dave; evil]") == 1
+    signed = [operations.signature(m) for _, m in _events(engine)[len(before):]]
+    assert signed == [("bob", "site maintenance until noon"), ("carol", None),
+                      ("carol", "tail"), ("dave_evil_", None)]
+    path = home / "ops.yaml"
+    path.write_text(__import__("yaml").safe_dump(_failing()))
+    with pytest.raises(SystemExit) as done:
+        main(["reset", str(path), "--dry-run", "--reason", "try"])
+    assert done.value.code == 0 and "1 file(s) would go back" in capsys.readouterr().out
+    assert _statuses(engine) == {"Processed": 2, "Problematic": 1, "Unused": 1}
+    with pytest.raises(SystemExit) as done:
+        main(["reset", str(path), "--status", "Processed"])
+    assert done.value.code == 1 and "sticky" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["reset", str(path), "--reason", "site fixed"])
+    assert done.value.code == 0
+    user, reason = operations.signature(_events(engine)[-1][1])
+    assert user and user != "unknown" and reason == "site fixed"
+
+
+def _problematic(engine) -> set[str]:
+    from ctaoflow.engine.ledger import FileRow
+
+    with engine.sessions() as session:
+        return set(session.scalars(select(FileRow.lfn).where(FileRow.status == "Problematic")))
