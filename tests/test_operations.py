@@ -94,7 +94,9 @@ def test_flush_by_hand_emits_the_partial_group(home: Path) -> None:
     register_demo_inputs(engine.catalog, gamma=5, proton=0)
     engine.sync()
     (chunk,) = engine.prepare("process_gamma")  # two DL1 outputs: 2 of 3 for merge_gamma
+    assert engine.label("process_gamma", chunk) == f"chunk {chunk}: task 0"
     run_chunk(engine, "process_gamma", chunk)   # parent not finalized: still Active
+    assert engine.label("process_gamma", chunk) == f"chunk {chunk}: task 0 @ local"
     assert engine.prepare("merge_gamma") == []
     operations.flush(engine.production, "merge_gamma")
     assert len(engine.prepare("merge_gamma")) == 1
@@ -141,13 +143,16 @@ def _events(engine) -> list[tuple[str, str]]:
     from ctaoflow.engine.ledger import EventRow
 
     with engine.sessions() as session:
-        return [(e.kind, e.message) for e in session.scalars(select(EventRow).order_by(EventRow.id))]
+        return [(e.kind, e.message)
+                for e in session.scalars(select(EventRow).order_by(EventRow.id))]
 
 
-def test_processed_files_are_sticky_unless_forced_and_the_force_is_recorded(home: Path) -> None:
+def test_processed_files_are_sticky_unless_forced_and_the_force_is_recorded(
+        home: Path) -> None:
     engine = engine_for(_failing())
     register_demo_inputs(engine.catalog, gamma=4, proton=0)
     run_all(engine)
+    assert engine.label("process", 0) == "chunk 0: tasks 0-3 @ local"
     assert _statuses(engine) == {"Processed": 2, "Problematic": 2}
     for statuses in (("Processed",), ("Problematic", "Processed")):
         with pytest.raises(operations.OperationError, match="Processed files are sticky"):
