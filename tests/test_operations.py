@@ -213,3 +213,50 @@ def _problematic(engine) -> set[str]:
 
     with engine.sessions() as session:
         return set(session.scalars(select(FileRow.lfn).where(FileRow.status == "Problematic")))
+
+
+def test_html_report_has_charts_with_the_ledger_counts_and_the_log_tails(home: Path) -> None:
+    import re
+
+    from sqlalchemy import func
+
+    from ctaoflow.engine.ledger import FileRow, JobRow
+
+    engine = engine_for(_failing())
+    register_demo_inputs(engine.catalog, gamma=6, proton=0)
+    run_all(engine)
+    page = report.as_html(report.build(engine.production, "ops.yaml"))
+    assert page.count("<svg ") == 3 and "http" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched from the network
+    shown = re.findall(r"<title>([^<]*): (\w+) (\d+)</title>", page)
+    with engine.sessions() as session:
+        files = session.execute(select(FileRow.status, func.count()).group_by(FileRow.status))
+        jobs = session.execute(select(JobRow.site, JobRow.status, func.count())
+                               .group_by(JobRow.site, JobRow.status)).all()
+        finished = session.scalar(select(func.count()).where(JobRow.finished_at.is_not(None)))
+        tail = session.scalars(select(JobRow.log_tail).where(JobRow.log_tail != "")).first()
+    assert {("process", s, str(n)) for s, n in files} <= set(shown)
+    assert {(site, s, str(n)) for site, s, n in jobs} <= set(shown)
+    over_time = [(label, s, n) for label, s, n in shown if re.match(r"\d\d-\d\d ", label)]
+    assert sum(int(n) for *_, n in over_time) == finished == 6
+    assert "ValueError: no events survived cut 42" in tail
+    assert "<pre>password=*** token: ***\nValueError: no events survived cut 42</pre>" in page
+    assert "hunter22" not in page and "abc123" not in page
+
+
+def test_time_bins_are_round_and_keep_empty_bins() -> None:
+    import datetime as dt
+
+    from ctaoflow.ops.charts import columns, time_bins
+
+    t0 = dt.datetime(2026, 12, 1, 22, 7)
+    events = [(t0, "Done"), (t0 + dt.timedelta(minutes=2), "Failed"),
+              (t0 + dt.timedelta(minutes=70), "Done")]
+    bins = time_bins(events)
+    assert list(bins)[:2] == ["12-01 22:05", "12-01 22:10"] and len(bins) == 15
+    assert bins["12-01 22:05"] == {"Done": 1, "Failed": 1} and bins["12-01 23:15"] == {"Done": 1}
+    days = time_bins([(t0, "Done"), (t0 + dt.timedelta(days=10), "Done")])
+    assert list(days)[0] == "2026-12-01" and len(days) == 11
+    svg = columns("Jobs <finished>", bins)
+    assert "Jobs &lt;finished&gt;" in svg and svg.count('data-count="1"') == 3
+    assert time_bins([]) == {}
