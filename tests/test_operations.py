@@ -206,6 +206,13 @@ def test_every_action_records_who_and_why_and_a_dry_run_changes_nothing(
     assert done.value.code == 0
     user, reason = operations.signature(_events(engine)[-1][1])
     assert user and user != "unknown" and reason == "site fixed"
+    actions = operations.history(production)  # newest first, as the report shows them
+    assert [(a.kind, a.user, a.reason) for a in actions][1:] == [
+        ("reset", "dave_evil_", None), ("flush", "carol", "tail"), ("status", "carol", None),
+        ("status", "bob", "site maintenance until noon")]
+    assert actions[0].what == "1 files reset to Unused by hand"
+    text = report.as_text(report.build(production))
+    assert "process: flushed by hand (0 files waiting) by carol (tail)" in text
 
 
 def _problematic(engine) -> set[str]:

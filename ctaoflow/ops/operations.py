@@ -8,8 +8,10 @@ by the CLI; the UI plugin calls the same functions.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from sqlalchemy import select
@@ -50,6 +52,7 @@ def _rows(session: Session, production: Production,
 # its columns, so ledgers created by any earlier ctaoflow open and record actions as is.
 _SIGNATURE = re.compile(r" \[by (?P<user>[^;\]]*)(?:; why: (?P<reason>.*))?\]$", re.DOTALL)
 UNKNOWN_USER = "unknown"
+ACTION_KINDS = ("reset", "flush", "status", "extend", "accept")
 REASON_LIMIT = 500
 
 RESETTABLE = (FileStatus.UNUSED.value, FileStatus.PROBLEMATIC.value, FileStatus.MAXRESET.value)
@@ -108,7 +111,8 @@ def reset(production: Production, transformation: str | None = None, site: str |
     allowed = RESETTABLE + (FORCE_ONLY if force else ())
     wrong = [s for s in statuses if s not in allowed]
     if wrong:
-        fix = ("Processed files are sticky: reset them only with force, on purpose"
+        fix = ("Processed files are sticky: reset them only on purpose, with force "
+               "(ctaoflow reset --force); their outputs may already be used"
                if set(wrong) <= set(FORCE_ONLY) else f"reset one of {', '.join(RESETTABLE)}")
         raise OperationError(f"reset {', '.join(wrong)} files: {fix}")
     chosen = None if lfns is None else set(lfns)
@@ -239,3 +243,35 @@ def accept(production: Production, reason: str, sessions: sessionmaker | None = 
         _event(session, _rows(session, production)[0], "accept",
                f"spec version {version.version} accepted ({changes})", user, reason)
         return version.version, changes
+
+
+@dataclass(frozen=True)
+class Action:
+    """One operator action of a production's history, from its event."""
+
+    at: dt.datetime
+    transformation: str
+    kind: str
+    what: str  # the message without its signature
+    user: str
+    reason: str | None
+
+
+def history(production: Production, sessions: sessionmaker | None = None,
+            limit: int = 50) -> list[Action]:
+    """The production's last operator actions (signed events), newest first."""
+    with (sessions or session_factory())() as session:
+        found = session.execute(
+            select(EventRow, TransformationRow.name)
+            .join(TransformationRow, EventRow.transformation_id == TransformationRow.id)
+            .join(ProductionRow).where(ProductionRow.name == production.production,
+                                       EventRow.kind.in_(ACTION_KINDS),
+                                       EventRow.message.like("% [by %]"))
+            .order_by(EventRow.id.desc()).limit(limit)).all()
+    actions = []
+    for event, name in found:
+        if signed_by := _SIGNATURE.search(event.message):
+            actions.append(Action(event.at, name, event.kind,
+                                  event.message[:signed_by.start()], signed_by["user"],
+                                  signed_by["reason"]))
+    return actions

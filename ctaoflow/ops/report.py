@@ -19,6 +19,7 @@ from ctaoflow.engine.intake import GROUP_HELD, HELD, all_group_ran, groups_that_
 from ctaoflow.engine.ledger import (FileRow, JobRow, NightRow, ProductionRow, SiteRow,
                                     TaskRow, TransformationRow, now, session_factory)
 from ctaoflow.ops import charts
+from ctaoflow.ops.operations import Action, history
 from ctaoflow.spec.model import Production
 
 FILE_COLUMNS = ("Unused", "Assigned", "Processed", "Problematic", "MaxReset")
@@ -75,6 +76,7 @@ class Report:
     night: str = ""  # a nightly production's night: its raw data, what was missing
     spec_path: str = "PRODUCTION.yaml"
     versions: list[str] = field(default_factory=list)  # the spec's applied versions
+    actions: list[Action] = field(default_factory=list)  # operator actions, newest first
     jobs_by_site: dict[str, dict[str, int]] = field(default_factory=dict)  # site -> status -> n
     finished: list[tuple[dt.datetime, str]] = field(default_factory=list)  # (when, status)
 
@@ -113,6 +115,7 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                 TransformationRow.production_id == prod.id,
                 TransformationRow.name.in_([t.name for t in production.transformations])))}
         report.versions = spec_versions(production, sessions)
+        report.actions = history(production, sessions, limit=10)
         failed = session.scalars(
             select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
             .where(TaskRow.transformation_id.in_(rows), JobRow.failure_class.is_not(None))
@@ -203,7 +206,15 @@ def as_text(report: Report) -> str:
                                         for name, why in report.held_files.items()]
     if len(report.versions) > 1:
         lines += ["", "Spec versions:"] + [f"  {v}" for v in report.versions]
+    if report.actions:
+        lines += ["", "Operator actions (newest first):"] + [
+            f"  {_action(a)}" for a in report.actions]
     return "\n".join(lines)
+
+
+def _action(a: Action) -> str:
+    return (f"{a.at:%Y-%m-%d %H:%M} UTC {a.transformation}: {a.what} by {a.user}"
+            + (f" ({a.reason})" if a.reason else ""))
 
 
 def as_markdown(report: Report) -> str:
@@ -260,6 +271,9 @@ def as_html(report: Report) -> str:
     if len(report.versions) > 1:
         parts.append("<h2>Spec versions</h2><ul>"
                      + "".join(f"<li>{e(v)}</li>" for v in report.versions) + "</ul>")
+    if report.actions:
+        parts.append("<h2>Operator actions</h2><ul>"
+                     + "".join(f"<li>{e(_action(a))}</li>" for a in report.actions) + "</ul>")
     return "<html><body>" + "".join(parts) + "</body></html>\n"
 
 
