@@ -129,7 +129,8 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
         report.finished = [(at, status) for at, status in session.execute(
             select(JobRow.finished_at, JobRow.status)
             .join(TaskRow, JobRow.task_id == TaskRow.id)
-            .where(TaskRow.transformation_id.in_(rows), JobRow.finished_at.is_not(None)))]
+            .where(TaskRow.transformation_id.in_(rows), JobRow.finished_at.is_not(None)))
+            if at is not None]
         groups: dict[tuple[str, str], list[JobRow]] = {}
         for job in failed:
             report.failures[(job.site, job.failure_class)] += 1
