@@ -5,6 +5,7 @@ audit."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib.metadata
 import json
 import sys
@@ -134,20 +135,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user() -> str:
+    """Who runs the command, recorded with each action: the OS user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no $USER
+        return "unknown"
+
+
+def _acts(args: argparse.Namespace) -> dict:
+    """The who/why/dry-run keywords every action takes."""
+    return {"user": _user(), "reason": args.reason, "dry_run": args.dry_run}
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
     from ctaoflow.ops.operations import reset
 
     count = reset(_of_night(args), args.transformation, args.site,
-                  args.failure_class, tuple(args.status))
-    print(f"{count} file(s) back to Unused; the next run regroups them")
+                  args.failure_class, tuple(args.status), force=args.force, **_acts(args))
+    print(f"{count} file(s) would go back to Unused (dry run: nothing changed)"
+          if args.dry_run else f"{count} file(s) back to Unused; the next run regroups them")
     return 0
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
     from ctaoflow.ops.operations import flush
 
-    flush(_of_night(args), args.transformation)
-    print(f"{args.transformation}: flushed; the next run emits its partial groups")
+    waiting = flush(_of_night(args), args.transformation, **_acts(args))
+    print(f"{args.transformation}: {'would flush' if args.dry_run else 'flushed'}; the next "
+          f"run emits its partial groups ({waiting} file(s) waiting)")
     return 0
 
 
@@ -155,28 +171,31 @@ def cmd_stop_start(args: argparse.Namespace) -> int:
     from ctaoflow.ops import operations
 
     production = _of_night(args)
-    getattr(operations, args.command)(production)
-    print(f"{production.production}: {'stopped' if args.command == 'stop' else 'active'}")
+    changed = getattr(operations, args.command)(production, **_acts(args))
+    state = "stopped" if args.command == "stop" else "active"
+    print(f"{production.production}: {changed} transformation(s) would become {state} "
+          "(dry run: nothing changed)" if args.dry_run else f"{production.production}: {state}")
     return 0
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
     from ctaoflow.ops.operations import extend, run_count
 
-    target = extend(load_production(args.file), args.transformation, run_count(args.runs))
-    print(f"{args.transformation}: target now {target} runs")
+    target = extend(load_production(args.file), args.transformation, run_count(args.runs),
+                    **_acts(args))
+    print(f"{args.transformation}: target {'would be' if args.dry_run else 'now'} "
+          f"{target} runs")
     return 0
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
-    from ctaoflow.engine.ledger import session_factory
-    from ctaoflow.engine.versions import accept
+    from ctaoflow.ops.operations import accept
 
     production = load_production(args.file)
-    with session_factory().begin() as session:
-        version = accept(session, production, args.reason)
-        print(f"{production.production}: spec version {version.version} accepted "
-              f"({version.changes or 'no change'}); the next run applies it")
+    version, changes = accept(production, args.reason, user=_user(), dry_run=args.dry_run)
+    print(f"{production.production}: spec version {version} "
+          f"{'would be ' if args.dry_run else ''}accepted ({changes})"
+          + ("" if args.dry_run else "; the next run applies it"))
     return 0
 
 
@@ -216,6 +235,7 @@ SPEC_HELP = "the production YAML"
 
 NIGHTLY_AWARE = (cmd_plan, cmd_status, cmd_report, cmd_reset, cmd_flush, cmd_stop_start,
                  cmd_audit)
+ACTIONS = (cmd_reset, cmd_flush, cmd_stop_start, cmd_extend, cmd_accept)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -234,6 +254,12 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("file", help=SPEC_HELP)
         if func in NIGHTLY_AWARE:
             p.add_argument("--night", help="of a nightly production: the night (YYYY-MM-DD)")
+        if func in ACTIONS:
+            p.add_argument("--dry-run", action="store_true",
+                           help="say what it would touch; change nothing")
+            if func is not cmd_accept:
+                p.add_argument("--reason", help="why; recorded in the ledger's events with "
+                                                "the OS user")
         p.set_defaults(func=func)
         return p
 
@@ -269,8 +295,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="failure_class", help="only files whose last job "
                    "failed for this class", choices=["infrastructure", "data", "application"])
     p.add_argument("--status", nargs="+", default=["Problematic", "MaxReset"],
-                   choices=["Problematic", "MaxReset", "Unused"],
+                   choices=["Problematic", "MaxReset", "Unused", "Processed"],
                    help="the file statuses to reset (default: Problematic MaxReset)")
+    p.add_argument("--force", action="store_true",
+                   help="allow --status Processed (recorded); children may have used them")
     p = command("flush", "emit a transformation's partial groups at the next run", cmd_flush)
     p.add_argument("transformation", help="the transformation to flush")
     command("stop", "stop submitting jobs (running jobs finish)", cmd_stop_start)

@@ -122,7 +122,8 @@ class RunChunkOperator(ProductionOperator):
     """Runs one chunk of jobs: submit, defer until all are final, collect, retry.
 
     Re-running the task (a clear in the UI, a retry after a crash) reconnects to jobs
-    already submitted and resubmits only unfinished tasks.
+    already submitted and resubmits only unfinished tasks. Its ``map_index_template``
+    (``ctaoflow.spec.layout``) shows ``chunk_label``: the chunk's tasks and sites.
     """
 
     ui_color = "#f0e4d6"
@@ -134,20 +135,23 @@ class RunChunkOperator(ProductionOperator):
 
     def execute(self, context: Context) -> None:
         engine = self.hook(context).engine()
-        return self._next(engine, engine.submit(self.transformation, self.chunk, revive=True))
+        result = engine.submit(self.transformation, self.chunk, revive=True)
+        return self._next(context, engine, result)
 
     def resume(self, context: Context, event: dict[str, Any]) -> None:
         engine = self.hook(context).engine()
         statuses = {site: {i: JobStatus.from_dict(s) for i, s in by_id.items()}
                     for site, by_id in event["statuses"].items()}
         engine.collect(self.transformation, self.chunk, statuses)
-        return self._next(engine, engine.submit(self.transformation, self.chunk))
+        return self._next(context, engine, engine.submit(self.transformation, self.chunk))
 
     def resume_held(self, context: Context, event: Any = None) -> None:
         engine = self.hook(context).engine()
-        return self._next(engine, engine.submit(self.transformation, self.chunk))
+        return self._next(context, engine, engine.submit(self.transformation, self.chunk))
 
-    def _next(self, engine: Engine, result: ChunkResult) -> None:
+    def _next(self, context: Context, engine: Engine, result: ChunkResult) -> None:
+        label = engine.label(self.transformation, self.chunk)
+        context["chunk_label"] = label  # type: ignore[typeddict-unknown-key]
         if result.in_flight:
             jobs = sum(len(ids) for ids in result.in_flight.values())
             self.log.info("chunk %d: waiting for %d job(s) at %s", self.chunk, jobs,

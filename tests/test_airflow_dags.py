@@ -90,6 +90,10 @@ def test_failing_jobs_fail_their_chunk_and_release_files(airflow_db, home, produ
     assert states[("process.run", 1)] == "success"
     assert states[("process.finalize", -1)] == "success"
     assert states[("watcher", -1)] == "failed" and run.state == "failed"
+    # chunk task instances are named for what they hold, the failed one as well
+    names = {ti.map_index: ti.rendered_map_index for ti in run.get_task_instances()
+             if ti.task_id == "process.run"}
+    assert names == {0: "chunk 0: task 0 @ local", 1: "chunk 1: task 1 @ local"}
     with session_factory()() as session:
         files = session.scalars(select(FileRow)).all()
         gamma = [f for f in files if f.meta["particle"] == "gamma"]

@@ -17,6 +17,7 @@ from ctaoflow.engine.ledger import (EventRow, FileRow, ProductionRow, SpecVersio
 from ctaoflow.engine import versions as versions_module
 from ctaoflow.engine.versions import SpecChangeRefused
 from ctaoflow.ops import report
+from ctaoflow.ops.operations import signature
 from tests.engine_driver import engine_for, run_all
 
 DEMO = Path(__file__).parents[1] / "config" / "productions" / "demo.yaml"
@@ -153,6 +154,10 @@ def test_accept_applies_a_refused_change_on_purpose_and_records_why(
     assert code.value.code == 0
     assert "spec version 2 accepted (apply_gamma removed while it has" in capsys.readouterr().out
     engine = engine_for(spec)
+    with engine.sessions() as session:
+        (message,) = session.scalars(select(EventRow.message).filter_by(kind="accept"))
+    assert "spec version 2 accepted" in message
+    assert signature(message)[1] == "DL2 no longer needed"
     run_all(engine)
     assert versions(engine) == [(1, "first"), (2, "accepted")]
     text = report.as_text(report.build(engine.production))

@@ -37,6 +37,10 @@ class Engine(Context):
         """Submit the chunk's tasks that need a job; reconnect to jobs already submitted."""
         return submission.submit(self, name, chunk, revive)
 
+    def label(self, name: str, chunk: int) -> str:
+        """What the chunk holds: ``chunk 3: tasks 300-399 @ CSCS``."""
+        return submission.label(self, name, chunk)
+
     def state(self, name: str, chunk: int) -> ChunkResult:
         """The chunk now: jobs in flight per site, tasks done, tasks failed."""
         return submission.state(self, name, chunk)

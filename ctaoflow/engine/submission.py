@@ -59,6 +59,22 @@ def submit(ctx: Context, name: str, chunk: int, revive: bool = False) -> ChunkRe
     return result
 
 
+def label(ctx: Context, name: str, chunk: int) -> str:
+    """What a chunk holds, for a person: ``chunk 3: tasks 300-399 @ CSCS, DESY`` (the
+    sites of its jobs, once it has some)."""
+    with ctx.sessions() as session:
+        row = ctx.row(session, name)
+        indexes = session.scalars(select(TaskRow.index).where(
+            TaskRow.transformation_id == row.id, TaskRow.chunk == chunk)).all()
+        sites = sorted(set(session.scalars(
+            select(JobRow.site).join(TaskRow, JobRow.task_id == TaskRow.id)
+            .where(TaskRow.transformation_id == row.id, TaskRow.chunk == chunk)).all()))
+    first, last = (min(indexes), max(indexes)) if indexes else (None, None)
+    held = ("no task" if first is None else f"task {first}" if first == last
+            else f"tasks {first}-{last}")
+    return f"chunk {chunk}: {held}" + (f" @ {', '.join(sites)}" if sites else "")
+
+
 def state(ctx: Context, name: str, chunk: int) -> ChunkResult:
     """The chunk now: jobs in flight per site, tasks done, tasks failed."""
     with ctx.sessions() as session:

@@ -1,10 +1,18 @@
 """Operator actions on a production's ledger: reset, flush, stop, start, extend.
 
-Each is one transaction and leaves an event. Called by the CLI; the UI plugin can call
-the same functions.
+Each is one transaction and leaves an event that says who did it and why (``user`` and
+``reason``, at the end of the event's message: see ``signed`` and ``signature``). Each
+has a ``dry_run`` that returns what the action would touch and changes nothing. Called
+by the CLI; the UI plugin calls the same functions.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,70 +48,149 @@ def _rows(session: Session, production: Production,
     return chosen
 
 
-def _event(session: Session, row: TransformationRow, kind: str, message: str) -> None:
-    session.add(EventRow(transformation_id=row.id, kind=kind, message=message))
+# Who and why end an action's message: " [by USER; why: REASON]". The events table keeps
+# its columns, so ledgers created by any earlier ctaoflow open and record actions as is.
+_SIGNATURE = re.compile(r" \[by (?P<user>[^;\]]*)(?:; why: (?P<reason>.*))?\]$", re.DOTALL)
+UNKNOWN_USER = "unknown"
+ACTION_KINDS = ("reset", "flush", "status", "extend", "accept")
+REASON_LIMIT = 500
+
+RESETTABLE = (FileStatus.UNUSED.value, FileStatus.PROBLEMATIC.value, FileStatus.MAXRESET.value)
+FORCE_ONLY = (FileStatus.PROCESSED.value,)  # sticky: only an explicit, recorded force
+
+
+def signed(message: str, user: str | None, reason: str | None = None) -> str:
+    """``message`` with who did it and why, on one line."""
+    who = re.sub(r"[;\]\s]+", "_", (user or "").strip()) or UNKNOWN_USER
+    why = " ".join((reason or "").split())[:REASON_LIMIT]
+    return f"{message} [by {who}" + (f"; why: {why}" if why else "") + "]"
+
+
+def signature(message: str) -> tuple[str | None, str | None]:
+    """The (user, reason) of an action's event message; (None, None) for other events."""
+    found = _SIGNATURE.search(message)
+    return (found["user"], found["reason"]) if found else (None, None)
+
+
+@contextmanager
+def _transaction(sessions: sessionmaker | None, dry_run: bool) -> Iterator[Session]:
+    """One transaction, committed, or rolled back for a dry run (or an error)."""
+    session = (sessions or session_factory())()
+    try:
+        yield session
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _event(session: Session, row: TransformationRow | None, kind: str, message: str,
+           user: str | None, reason: str | None) -> None:
+    session.add(EventRow(transformation_id=row.id if row else None, kind=kind,
+                         message=signed(message, user, reason)))
 
 
 def reset(production: Production, transformation: str | None = None, site: str | None = None,
           failure_class: str | None = None,
           statuses: tuple[str, ...] = (FileStatus.PROBLEMATIC.value, FileStatus.MAXRESET.value),
-          sessions: sessionmaker | None = None) -> int:
-    """Put files back to Unused with a fresh error budget; returns how many.
+          sessions: sessionmaker | None = None, *, lfns: Iterable[str] | None = None,
+          force: bool = False, user: str | None = None, reason: str | None = None,
+          dry_run: bool = False) -> int:
+    """Put files back to Unused with a fresh error budget; returns how many (would be).
 
     ``site`` and ``failure_class`` select files by the last job of the task that set
-    them aside. The next ``prepare`` groups them into new tasks.
+    them aside; ``lfns`` restricts to those files. The next ``prepare`` groups them into
+    new tasks. Processed files stay Processed unless ``force`` (recorded in the event);
+    Assigned and Removed files are never reset.
     """
-    with (sessions or session_factory()).begin() as session:
-        count = 0
+    allowed = RESETTABLE + (FORCE_ONLY if force else ())
+    wrong = [s for s in statuses if s not in allowed]
+    if wrong:
+        fix = ("Processed files are sticky: reset them only on purpose, with force "
+               "(ctaoflow reset --force); their outputs may already be used"
+               if set(wrong) <= set(FORCE_ONLY) else f"reset one of {', '.join(RESETTABLE)}")
+        raise OperationError(f"reset {', '.join(wrong)} files: {fix}")
+    chosen = None if lfns is None else set(lfns)
+    with _transaction(sessions, dry_run) as session:
+        total = 0
         for row in _rows(session, production, transformation):
+            count, forced = 0, 0
             files = session.scalars(select(FileRow).where(
                 FileRow.transformation_id == row.id, FileRow.status.in_(statuses))).all()
             for f in files:
+                if chosen is not None and f.lfn not in chosen:
+                    continue
                 if site or failure_class:
                     last = session.scalars(select(JobRow).where(JobRow.task_id == f.task_id)
                                            .order_by(JobRow.attempt.desc())).first()
                     if last is None or (site and last.site != site) or (
                             failure_class and last.failure_class != failure_class):
                         continue
+                forced += f.status in FORCE_ONLY
                 f.status, f.task_id, f.error_count = FileStatus.UNUSED.value, None, 0
                 count += 1
             if count:
-                _event(session, row, "reset", f"{count} files reset to Unused by hand")
+                note = f" (forced: {forced} of them were Processed)" if forced else ""
+                _event(session, row, "reset", f"{count} files reset to Unused by hand{note}",
+                       user, reason)
             if row.status == TransformationStatus.COMPLETED.value and count:
                 row.status = TransformationStatus.ACTIVE.value
-        return count
+            total += count
+        return total
 
 
 def flush(production: Production, transformation: str,
-          sessions: sessionmaker | None = None) -> None:
-    """The next ``prepare`` emits partial groups (the tail) whatever the parents say."""
-    with (sessions or session_factory()).begin() as session:
+          sessions: sessionmaker | None = None, *, user: str | None = None,
+          reason: str | None = None, dry_run: bool = False) -> int:
+    """The next ``prepare`` emits partial groups (the tail) whatever the parents say;
+    returns the Unused files waiting in the transformation, which it may group."""
+    with _transaction(sessions, dry_run) as session:
         (row,) = _rows(session, production, transformation)
         if row.status == TransformationStatus.STOPPED.value:
             raise OperationError(f"{transformation} is stopped; start the production first")
+        waiting = len(session.scalars(select(FileRow.id).where(
+            FileRow.transformation_id == row.id,
+            FileRow.status == FileStatus.UNUSED.value)).all())
         row.status = TransformationStatus.FLUSH.value
-        _event(session, row, "flush", "flushed by hand")
+        _event(session, row, "flush", f"flushed by hand ({waiting} files waiting)", user,
+               reason)
+        return waiting
 
 
-def stop(production: Production, sessions: sessionmaker | None = None) -> None:
-    """Stop every transformation: ``prepare`` submits nothing until ``start``."""
-    _set_status(production, TransformationStatus.STOPPED, "Stopped", sessions)
+def stop(production: Production, sessions: sessionmaker | None = None, *,
+         user: str | None = None, reason: str | None = None, dry_run: bool = False) -> int:
+    """Stop every transformation: ``prepare`` submits nothing until ``start``; returns
+    how many transformations change status."""
+    return _set_status(production, TransformationStatus.STOPPED, "Stopped", sessions, user,
+                       reason, dry_run)
 
 
-def start(production: Production, sessions: sessionmaker | None = None) -> None:
-    """Make a stopped production active again."""
-    _set_status(production, TransformationStatus.ACTIVE, "Active", sessions)
+def start(production: Production, sessions: sessionmaker | None = None, *,
+          user: str | None = None, reason: str | None = None, dry_run: bool = False) -> int:
+    """Make a stopped production active again; returns how many transformations change
+    status."""
+    return _set_status(production, TransformationStatus.ACTIVE, "Active", sessions, user,
+                       reason, dry_run)
 
 
 def _set_status(production: Production, status: TransformationStatus, label: str,
-                sessions: sessionmaker | None) -> None:
-    with (sessions or session_factory()).begin() as session:
-        rows = _rows(session, production)
+                sessions: sessionmaker | None, user: str | None, reason: str | None,
+                dry_run: bool) -> int:
+    with _transaction(sessions, dry_run) as session:
+        rows, changed = _rows(session, production), 0
         for row in rows:
             if row.status != status.value:
-                _event(session, row, "status", f"{row.status} -> {status.value} by hand")
+                _event(session, row, "status", f"{row.status} -> {status.value} by hand",
+                       user, reason)
                 row.status = status.value
+                changed += 1
         session.get(ProductionRow, rows[0].production_id).status = label
+        return changed
 
 
 def run_count(text: str) -> int:
@@ -119,8 +206,9 @@ def run_count(text: str) -> int:
 
 
 def extend(production: Production, transformation: str, runs: int,
-           sessions: sessionmaker | None = None) -> int:
-    """Add ``runs`` MC runs to an MC simulation; returns its new target."""
+           sessions: sessionmaker | None = None, *, user: str | None = None,
+           reason: str | None = None, dry_run: bool = False) -> int:
+    """Add ``runs`` MC runs to an MC simulation; returns its new target (would be)."""
     spec = production.transformation(transformation) if transformation in {
         t.name for t in production.transformations} else None
     if spec is not None and spec.type != "mc_simulation":
@@ -128,7 +216,7 @@ def extend(production: Production, transformation: str, runs: int,
                              "only mc_simulation can be extended")
     if runs < 1:
         raise OperationError(f"extend by {runs} runs: give a positive number")
-    with (sessions or session_factory()).begin() as session:
+    with _transaction(sessions, dry_run) as session:
         (row,) = _rows(session, production, transformation)
         assert spec is not None and spec.runs is not None
         # failed runs are replaced by new numbers: up to start + 2 * target
@@ -139,5 +227,51 @@ def extend(production: Production, transformation: str, runs: int,
         row.extra_runs += runs
         if row.status == TransformationStatus.COMPLETED.value:
             row.status = TransformationStatus.ACTIVE.value
-        _event(session, row, "extend", f"{runs} more runs")
+        _event(session, row, "extend", f"{runs} more runs", user, reason)
         return spec.runs.count + row.extra_runs
+
+
+def accept(production: Production, reason: str, sessions: sessionmaker | None = None, *,
+           user: str | None = None, dry_run: bool = False) -> tuple[int, str]:
+    """Record a spec change that sync refused as the next version, with ``reason``;
+    returns (its version, what changes). The event goes with the first transformation."""
+    from ctaoflow.engine.versions import accept as record
+
+    with _transaction(sessions, dry_run) as session:
+        version = record(session, production, reason)
+        changes = version.changes or "no change"
+        _event(session, _rows(session, production)[0], "accept",
+               f"spec version {version.version} accepted ({changes})", user, reason)
+        return version.version, changes
+
+
+@dataclass(frozen=True)
+class Action:
+    """One operator action of a production's history, from its event."""
+
+    at: dt.datetime
+    transformation: str
+    kind: str
+    what: str  # the message without its signature
+    user: str
+    reason: str | None
+
+
+def history(production: Production, sessions: sessionmaker | None = None,
+            limit: int = 50) -> list[Action]:
+    """The production's last operator actions (signed events), newest first."""
+    with (sessions or session_factory())() as session:
+        found = session.execute(
+            select(EventRow, TransformationRow.name)
+            .join(TransformationRow, EventRow.transformation_id == TransformationRow.id)
+            .join(ProductionRow).where(ProductionRow.name == production.production,
+                                       EventRow.kind.in_(ACTION_KINDS),
+                                       EventRow.message.like("% [by %]"))
+            .order_by(EventRow.id.desc()).limit(limit)).all()
+    actions = []
+    for event, name in found:
+        if signed_by := _SIGNATURE.search(event.message):
+            actions.append(Action(event.at, name, event.kind,
+                                  event.message[:signed_by.start()], signed_by["user"],
+                                  signed_by["reason"]))
+    return actions

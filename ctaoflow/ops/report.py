@@ -1,9 +1,11 @@
 """Reports on a production: counts by status, site and failure class, the top errors
 with an example log, the files that need a person and the command to act on them.
-Rendered as text (CLI, Airflow task log), Markdown or HTML (mail)."""
+Rendered as text (CLI, Airflow task log), Markdown or HTML (mail, with inline SVG charts of
+files by status, jobs by site and jobs finished over time)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from collections import Counter
@@ -16,6 +18,8 @@ from ctaoflow.engine import summarize, versions
 from ctaoflow.engine.intake import GROUP_HELD, HELD, all_group_ran, groups_that_ran
 from ctaoflow.engine.ledger import (FileRow, JobRow, NightRow, ProductionRow, SiteRow,
                                     TaskRow, TransformationRow, now, session_factory)
+from ctaoflow.ops import charts
+from ctaoflow.ops.operations import Action, history
 from ctaoflow.spec.model import Production
 
 FILE_COLUMNS = ("Unused", "Assigned", "Processed", "Problematic", "MaxReset")
@@ -72,6 +76,9 @@ class Report:
     night: str = ""  # a nightly production's night: its raw data, what was missing
     spec_path: str = "PRODUCTION.yaml"
     versions: list[str] = field(default_factory=list)  # the spec's applied versions
+    actions: list[Action] = field(default_factory=list)  # operator actions, newest first
+    jobs_by_site: dict[str, dict[str, int]] = field(default_factory=dict)  # site -> status -> n
+    finished: list[tuple[dt.datetime, str]] = field(default_factory=list)  # (when, status)
 
 
 def _signature(job: JobRow) -> str:
@@ -108,10 +115,22 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                 TransformationRow.production_id == prod.id,
                 TransformationRow.name.in_([t.name for t in production.transformations])))}
         report.versions = spec_versions(production, sessions)
+        report.actions = history(production, sessions, limit=10)
         failed = session.scalars(
             select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
             .where(TaskRow.transformation_id.in_(rows), JobRow.failure_class.is_not(None))
             .order_by(JobRow.id)).all()
+        for site, status, n in session.execute(
+                select(JobRow.site, JobRow.status, func.count())
+                .join(TaskRow, JobRow.task_id == TaskRow.id)
+                .where(TaskRow.transformation_id.in_(rows))
+                .group_by(JobRow.site, JobRow.status).order_by(JobRow.site)):
+            report.jobs_by_site.setdefault(site, {})[status] = n
+        report.finished = [(at, status) for at, status in session.execute(
+            select(JobRow.finished_at, JobRow.status)
+            .join(TaskRow, JobRow.task_id == TaskRow.id)
+            .where(TaskRow.transformation_id.in_(rows), JobRow.finished_at.is_not(None)))
+            if at is not None]
         groups: dict[tuple[str, str], list[JobRow]] = {}
         for job in failed:
             report.failures[(job.site, job.failure_class)] += 1
@@ -188,7 +207,15 @@ def as_text(report: Report) -> str:
                                         for name, why in report.held_files.items()]
     if len(report.versions) > 1:
         lines += ["", "Spec versions:"] + [f"  {v}" for v in report.versions]
+    if report.actions:
+        lines += ["", "Operator actions (newest first):"] + [
+            f"  {_action(a)}" for a in report.actions]
     return "\n".join(lines)
+
+
+def _action(a: Action) -> str:
+    return (f"{a.at:%Y-%m-%d %H:%M} UTC {a.transformation}: {a.what} by {a.user}"
+            + (f" ({a.reason})" if a.reason else ""))
 
 
 def as_markdown(report: Report) -> str:
@@ -222,7 +249,8 @@ def as_html(report: Report) -> str:
     head = "".join(f"<th>{s}</th>" for s in ("transformation", "status", *FILE_COLUMNS,
                                             "jobs done", "jobs failed"))
     parts = [f"<h1>Production {e(report.production)}: {e(report.status)}</h1>",
-             f"<table><tr>{head}</tr>{rows}</table>"]
+             *([f"<p>{e(report.night)}</p>"] if report.night else []),
+             f"<table><tr>{head}</tr>{rows}</table>", *_charts(report)]
     if report.errors:
         parts.append("<h2>Top errors</h2>")
         parts += [f"<p><b>{g.count} x {e(g.failure_class)}</b>: <code>{e(g.signature)}</code> "
@@ -234,7 +262,34 @@ def as_html(report: Report) -> str:
                   f"<code>{e(_reset_command(report, name))}</code></li>"
                   for name, counts in report.needs_a_person.items()]
         parts.append("</ul>")
+    notes = ([f"{site} paused: {why}" for site, why in report.paused_sites.items()]
+             + [f"{name}: {n} task(s) wait: every site allowed to them is paused"
+                for name, n in report.waiting_for_a_site.items()]
+             + [f"{name}: {why}" for name, why in report.held_files.items()])
+    if notes:
+        parts.append("<h2>Sites and held files</h2><ul>"
+                     + "".join(f"<li>{e(line)}</li>" for line in notes) + "</ul>")
+    if len(report.versions) > 1:
+        parts.append("<h2>Spec versions</h2><ul>"
+                     + "".join(f"<li>{e(v)}</li>" for v in report.versions) + "</ul>")
+    if report.actions:
+        parts.append("<h2>Operator actions</h2><ul>"
+                     + "".join(f"<li>{e(_action(a))}</li>" for a in report.actions) + "</ul>")
     return "<html><body>" + "".join(parts) + "</body></html>\n"
+
+
+def _charts(report: Report) -> list[str]:
+    """The HTML report's pictures: files by status per transformation, jobs by site and
+    status, jobs finished per time bin (UTC)."""
+    files = {name: c["files"] for name, c in report.summary.items()}
+    pictures = [charts.bars("Files by status", files, FILE_COLUMNS)] if files else []
+    if report.jobs_by_site:
+        pictures.append(charts.bars("Jobs by site and status", report.jobs_by_site,
+                                    ("Submitting",) + JOB_COLUMNS))
+    if report.finished:
+        pictures.append(charts.columns("Jobs finished over time (UTC)",
+                                       charts.time_bins(report.finished), JOB_COLUMNS))
+    return [f"<div>{svg}</div>" for svg in pictures]
 
 
 RENDERERS = {"text": as_text, "markdown": as_markdown, "html": as_html}

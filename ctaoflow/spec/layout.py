@@ -21,6 +21,8 @@ START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 DEFAULT_ARGS = {"retries": 2, "retry_delay": dt.timedelta(seconds=10)}
 # a chunk re-run reconnects to its jobs and resubmits nothing, so it may retry at once
 CHUNK_RETRIES = {"retries": 5, "retry_delay": dt.timedelta(seconds=2)}
+# a chunk's task instance is named for what it holds (RunChunkOperator sets chunk_label)
+CHUNK_NAME = {"map_index_template": "{{ chunk_label | default('chunk ' ~ task.chunk) }}"}
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def layout(production: Production, spec_path: str) -> Layout:
         of_t = {**spec, "transformation": t.name}
         plan.steps += [
             Step("prepare", "PrepareTransformationOperator", of_t, t.name),
-            Step("run", "RunChunkOperator", {**of_t, **CHUNK_RETRIES,
+            Step("run", "RunChunkOperator", {**of_t, **CHUNK_RETRIES, **CHUNK_NAME,
                                              "poll_interval": production.defaults.poll_interval},
                  t.name, expand=("chunk", f"{t.name}.prepare")),
             Step("finalize", "FinalizeTransformationOperator",
