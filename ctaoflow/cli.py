@@ -250,6 +250,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the previous demo state")
     p.add_argument("--full", action="store_true",
                    help="with the real services: inputs in Rucio, jobs on Slurm")
+    from ctaoflow.monitoring.cli import add_commands as monitoring_commands
+    monitoring_commands(sub, command)
     return top
 
 

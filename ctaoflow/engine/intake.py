@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ctaoflow.catalog.base import CatalogFile
+from ctaoflow.engine import outbox
 from ctaoflow.engine.context import BATCH, Context, batches, event
 from ctaoflow.engine.grouping import plugin
 from ctaoflow.engine.ledger import (FileRow, FileStatus, TaskRow, TaskStatus,
@@ -96,6 +97,7 @@ def _intake(ctx: Context, session: Session, row: TransformationRow, t: Transform
     after = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
     if after > before:
         event(session, row, "intake", f"{after - before} new input files")
+        outbox.files(session, row.id, [(None, FileStatus.UNUSED.value, after - before)])
     return after - before
 
 
@@ -130,6 +132,8 @@ def _group(ctx: Context, session: Session, row: TransformationRow,
                 for task, ids in zip(tasks, assignments) for file_id in ids)
         for batch in batches(rows):  # bulk UPDATE by primary key (executemany)
             session.execute(update(FileRow), batch)
+        outbox.files(session, row.id, ((task.id, FileStatus.ASSIGNED.value, len(ids))
+                                       for task, ids in zip(tasks, assignments)))
     if flush and row.status == TransformationStatus.FLUSH.value:
         row.status, row.flush_count = TransformationStatus.ACTIVE.value, row.flush_count + 1
     return tasks

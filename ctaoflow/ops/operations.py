@@ -6,10 +6,15 @@ the same functions.
 
 from __future__ import annotations
 
+import getpass
+import os
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ctaoflow.engine.ledger import (EventRow, FileRow, FileStatus, JobRow, ProductionRow,
+from ctaoflow.engine import outbox
+from ctaoflow.engine.context import event
+from ctaoflow.engine.ledger import (FileRow, FileStatus, JobRow, ProductionRow,
                              TransformationRow, TransformationStatus, session_factory)
 from ctaoflow.spec.model import Production
 
@@ -41,7 +46,16 @@ def _rows(session: Session, production: Production,
 
 
 def _event(session: Session, row: TransformationRow, kind: str, message: str) -> None:
-    session.add(EventRow(transformation_id=row.id, kind=kind, message=message))
+    event(session, row, kind, message, user=_user())  # with its monitoring document
+
+
+def _user() -> str:
+    """Who acts: ``$CTAOFLOW_USER`` (set by a UI or service acting for someone), else the
+    login name."""
+    try:
+        return os.environ.get("CTAOFLOW_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def reset(production: Production, transformation: str | None = None, site: str | None = None,
@@ -56,6 +70,7 @@ def reset(production: Production, transformation: str | None = None, site: str |
     with (sessions or session_factory()).begin() as session:
         count = 0
         for row in _rows(session, production, transformation):
+            before = count
             files = session.scalars(select(FileRow).where(
                 FileRow.transformation_id == row.id, FileRow.status.in_(statuses))).all()
             for f in files:
@@ -69,6 +84,7 @@ def reset(production: Production, transformation: str | None = None, site: str |
                 count += 1
             if count:
                 _event(session, row, "reset", f"{count} files reset to Unused by hand")
+                outbox.files(session, row.id, [(None, FileStatus.UNUSED.value, count - before)])
             if row.status == TransformationStatus.COMPLETED.value and count:
                 row.status = TransformationStatus.ACTIVE.value
         return count
@@ -103,7 +119,10 @@ def _set_status(production: Production, status: TransformationStatus, label: str
             if row.status != status.value:
                 _event(session, row, "status", f"{row.status} -> {status.value} by hand")
                 row.status = status.value
-        session.get(ProductionRow, rows[0].production_id).status = label
+        production_row = session.get(ProductionRow, rows[0].production_id)
+        if production_row.status != label:
+            outbox.production(session, production_row.id, label)
+        production_row.status = label
 
 
 def run_count(text: str) -> int:
