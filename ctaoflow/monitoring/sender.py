@@ -186,10 +186,24 @@ def start_background(conn: Connection, ledger_url: str | None = None, interval: 
         _BACKGROUND[key] = (sender, stop, thread)
 
         def last_drain() -> None:
+            if _BACKGROUND.get(key, (None,))[0] is not sender:
+                return  # stopped already
             stop.set()
             thread.join(final_drain)
             if not thread.is_alive():
-                sender.drain(time.monotonic() + final_drain)
+                try:
+                    sender.drain(time.monotonic() + final_drain)
+                except Exception:  # noqa: BLE001 - the rows wait for the next sender
+                    pass
 
         atexit.register(last_drain)
         return sender
+
+
+def stop_background(timeout: float = 5.0) -> None:
+    """Stop this process's sender threads (tests; a process's exit does it otherwise)."""
+    with _LOCK:
+        for sender, stop, thread in _BACKGROUND.values():
+            stop.set()
+            thread.join(timeout)
+        _BACKGROUND.clear()
