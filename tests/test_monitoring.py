@@ -442,3 +442,31 @@ def test_an_airflow_run_with_the_connection_sends_its_changes(airflow_db, home, 
     assert any(d["kind"] == "job" and d["state"] == "Done" for d in docs)
     with session_factory()() as session:
         assert session.scalar(select(func.count()).select_from(OutboxRow)) == 0
+
+
+def test_dashboards_use_only_mapped_fields_of_the_right_types() -> None:
+    folder = documents.TEMPLATE.parent
+    properties = documents.schema()
+    objects = [json.loads(line) for line in (folder / "dashboards.ndjson").read_text().splitlines()]
+    by_id = {(o["type"], o["id"]) for o in objects}
+    used: list[tuple[str, str]] = []  # (aggregation, field)
+    for o in objects:
+        for ref in o["references"]:
+            assert (ref["type"], ref["id"]) in by_id, ref
+        if o["type"] == "visualization":
+            for agg in json.loads(o["attributes"]["visState"])["aggs"]:
+                if "field" in agg["params"]:
+                    used.append((agg["type"], agg["params"]["field"]))
+    grafana = json.loads((folder / "grafana-dashboard.json").read_text())
+    for panel in grafana["panels"]:
+        for target in panel["targets"]:
+            used += [(m["type"], m["field"]) for m in target["metrics"] if "field" in m]
+            used += [(b["type"], b["field"]) for b in target["bucketAggs"]]
+    wanted = {"terms": {"keyword"}, "sum": {"long", "integer", "float"},
+              "date_histogram": {"date"}}
+    assert {f for _, f in used} >= {"site", "state", "failure_class", "production", "night",
+                                    "files", "@timestamp"}
+    for agg, field in used:
+        assert properties[field]["type"] in wanted[agg], (agg, field)
+    titles = {o["attributes"]["title"] for o in objects if o["type"] == "visualization"}
+    assert len(titles) == 4 and len(grafana["panels"]) == 4
