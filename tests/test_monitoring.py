@@ -470,3 +470,23 @@ def test_dashboards_use_only_mapped_fields_of_the_right_types() -> None:
         assert properties[field]["type"] in wanted[agg], (agg, field)
     titles = {o["attributes"]["title"] for o in objects if o["type"] == "visualization"}
     assert len(titles) == 4 and len(grafana["panels"]) == 4
+
+
+def test_a_document_the_mapping_refuses_is_dropped_with_a_warning_not_resent(
+        home, monitoring_on, endpoint, monkeypatch, caplog) -> None:
+    import tests.opensearch_endpoint as fake
+
+    caplog.set_level(logging.WARNING, logger="ctaoflow.monitoring")
+    engine = engine_for(DATA / "failing.yaml")
+    register_demo_inputs(engine.catalog, gamma=5, proton=5)
+    run_all(engine)
+    narrower = {k: v for k, v in documents.schema().items() if k != "backend_id"}
+    monkeypatch.setattr(fake, "schema", lambda: narrower)  # a server without that field
+    sender = Sender({"host": "127.0.0.1", "port": endpoint.port}, session_factory())
+    sender.drain()
+    assert outbox_rows() == []  # nothing is sent forever
+    docs = endpoint.all_docs().values()
+    assert docs and all("backend_id" not in d for d in docs)
+    refused = [r.message for r in caplog.records if "refused" in r.message]
+    assert len(refused) == 1 and "strict_dynamic_mapping_exception" in refused[0]
+    assert not sender.down

@@ -23,7 +23,8 @@ ENVIRONMENT = """environment:
   CTAOFLOW_MONITORING_BACKLOG
                            documents kept at most while OpenSearch is away (1000000)
   AIRFLOW_CONN_CTAOFLOW_LEDGER
-                           the ledger (a SQLAlchemy URL), when --ledger is not given"""
+                           the ledger (a SQLAlchemy URL), when --ledger is not given
+  CTAOFLOW_HOME            the embedded default's state folder (ledger.db)"""
 
 
 def _connection() -> dict[str, Any]:
@@ -115,11 +116,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
-    """The ``monitoring`` group, under the ``ctaoflow`` parser's subcommands."""
-    group = sub.add_parser("monitoring", help="ctaoflow's events in OpenSearch: install, "
-                           "send, backfill, status", description=__doc__, epilog=ENVIRONMENT,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    inner = group.add_subparsers(dest="monitoring_command", required=True, metavar="COMMAND")
+    """The ``monitoring`` group, made by ``command`` (the ``ctaoflow`` parser's maker of
+    subcommands, ``sub`` its subparsers)."""
+    group = command("monitoring", "ctaoflow's events in OpenSearch: install the index "
+                    "template, send the outbox, backfill a production, status",
+                    lambda args: 2, spec=False)  # ctaoflow's environment as its epilog
+    inner = group.add_subparsers(dest="monitoring_command", required=True, metavar="COMMAND",
+                                 help="install, send, backfill or status")
 
     def sub_command(name: str, text: str, func: Callable[[argparse.Namespace], int]
                     ) -> argparse.ArgumentParser:

@@ -5,7 +5,9 @@ them with opensearch-py's ``helpers.streaming_bulk``, op_type ``create`` with th
 document's deterministic ``_id``: a document OpenSearch already has answers 409, which
 counts as acknowledged, so a re-send after a crash adds nothing. Rows are deleted only
 once their document is acknowledged (201 or 409); anything else stays for the next
-round. OpenSearch down: the rows stay in the ledger (one warning line per outage), and
+round, but a document refused for good (a 400 for that item in a bulk answer, e.g. one
+the mapping refuses) is dropped with a warning rather than sent forever. OpenSearch down:
+the rows stay in the ledger (one warning line per outage), and
 are sent when it is back.
 
 The backlog is bounded (``max_backlog`` rows, ``$CTAOFLOW_MONITORING_BACKLOG``, 1,000,000
@@ -105,15 +107,22 @@ class Sender:
                 by_id.setdefault(action["_id"], []).append(row_id)
                 actions.append(action)
         errors: list[str] = []
+        refused: list[int] = []
+        refused_why = ""
         try:
             for _ok, item in helpers.streaming_bulk(
                     self.client, actions, chunk_size=self.batch, max_chunk_bytes=10 * 2**20,
                     raise_on_error=False, raise_on_exception=False):
                 (_op, result), = item.items()
-                if result.get("status") in ACKNOWLEDGED:
+                status = result.get("status")
+                if status in ACKNOWLEDGED:
                     done += by_id.get(result.get("_id"), [])
+                elif status == 400 and "exception" not in result:  # this item, not the request
+                    refused += by_id.get(result.get("_id"), [])  # never taken: not kept
+                    if not refused_why:
+                        refused_why = f"{status} {str(result.get('error'))[:300]}"
                 elif len(errors) < 1:
-                    errors.append(f"{result.get('status')} {str(result.get('error'))[:300]}")
+                    errors.append(f"{status} {str(result.get('error'))[:300]}")
         except Exception as exc:  # noqa: BLE001 - whatever the client raises, keep the rows
             errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
         if done:
@@ -121,8 +130,13 @@ class Sender:
                 for start in range(0, len(done), 5000):
                     session.execute(delete(OutboxRow).where(
                         OutboxRow.id.in_(done[start:start + 5000])))
+        if refused:
+            log.warning("monitoring: OpenSearch at %s refused %d document(s) for good (%s); "
+                        "dropped (is the index template of config/monitoring/ installed?)",
+                        self.where, len(refused), refused_why)
+            done += refused
         acknowledged = len(done)
-        self.sent += acknowledged
+        self.sent += acknowledged - len(refused)
         if errors and acknowledged < len(rendered):
             if not self.down:
                 log.warning("monitoring: OpenSearch at %s did not take %d document(s) (%s); "
