@@ -125,16 +125,16 @@ class Sender:
                     errors.append(f"{status} {str(result.get('error'))[:300]}")
         except Exception as exc:  # noqa: BLE001 - whatever the client raises, keep the rows
             errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
-        if done:
-            with self.sessions.begin() as session:
-                for start in range(0, len(done), 5000):
-                    session.execute(delete(OutboxRow).where(
-                        OutboxRow.id.in_(done[start:start + 5000])))
         if refused:
             log.warning("monitoring: OpenSearch at %s refused %d document(s) for good (%s); "
                         "dropped (is the index template of config/monitoring/ installed?)",
                         self.where, len(refused), refused_why)
             done += refused
+        if done:
+            with self.sessions.begin() as session:
+                for start in range(0, len(done), 5000):
+                    session.execute(delete(OutboxRow).where(
+                        OutboxRow.id.in_(done[start:start + 5000])))
         acknowledged = len(done)
         self.sent += acknowledged - len(refused)
         if errors and acknowledged < len(rendered):
@@ -146,8 +146,8 @@ class Sender:
         elif self.down and acknowledged:
             log.warning("monitoring: OpenSearch at %s answers again", self.where)
             self.down = False
-        if self.stats is not None and acknowledged:
-            self.stats.incr("ctaoflow.monitoring.sent", acknowledged)
+        if self.stats is not None and acknowledged > len(refused):
+            self.stats.incr("ctaoflow.monitoring.sent", acknowledged - len(refused))
         return acknowledged
 
     def drain(self, deadline: float | None = None) -> int:
