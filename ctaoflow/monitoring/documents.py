@@ -33,8 +33,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ctaoflow import settings
-from ctaoflow.engine.ledger import (EventRow, FileRow, JobRow, JobStatusName, OutboxRow,
-                                    ProductionRow, TaskRow, TransformationRow)
+from ctaoflow.engine.ledger import (Base, EventRow, FileRow, JobRow, JobStatusName,
+                                    OutboxRow, ProductionRow, TaskRow, TransformationRow)
 
 PREFIX = "ctaoflow-events"
 TEMPLATE = settings.CONFIG_DIR / "monitoring" / "index-template-events.json"
@@ -62,6 +62,9 @@ class _Names:
 
     def __init__(self, session: Session) -> None:
         self.productions = {p.id: p for p in session.scalars(select(ProductionRow))}
+        nights = Base.metadata.tables.get("nights")  # nightly productions' ledger table
+        self.nights = (dict(session.execute(select(nights.c.production_id, nights.c.night)).all())
+                       if nights is not None else {})
         self.transformations = {t.id: t for t in session.scalars(select(TransformationRow))}
 
     def base(self, transformation_id: int | None = None,
@@ -76,9 +79,8 @@ class _Names:
         if p is None:
             return "ledger", doc
         doc.update(production=p.name)
-        night = getattr(p, "night", None)  # nightly productions (a later ledger column)
-        if night:
-            doc["night"] = str(night)
+        if p.id in self.nights:  # a night of a nightly production (its ledger production)
+            doc["night"] = str(self.nights[p.id])
         return p.uid, doc
 
 
