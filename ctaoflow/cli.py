@@ -1,5 +1,6 @@
 """The ``ctaoflow`` command: validate, schema, graph, plan, render, demo; and the
-operator commands status, report, reset, flush, stop, start, extend, accept, audit."""
+operator commands status, night, report, reset, flush, stop, start, extend, accept,
+audit."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ from ctaoflow.spec.validation import SpecError, load_production, validate_files
 # UserWarning) in the middle of our output. Nothing of ours uses that test client.
 warnings.filterwarnings("ignore", r"Using `httpx` with `starlette\.testclient` is deprecated",
                         UserWarning)
+
+
+def _of_night(args: argparse.Namespace):
+    """The production of ``args.file``; of one night (``--night``) when it is nightly."""
+    from ctaoflow.spec.nights import for_night
+
+    production = load_production(args.file)
+    if production.nightly is None:
+        if args.night:
+            raise ValueError(f"{args.file}: --night is for nightly productions; remove it")
+        return production
+    if not args.night:
+        raise ValueError(f"{args.file}: {production.production} is nightly; name the night "
+                         "with --night YYYY-MM-DD")
+    return for_night(production, args.night)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -58,7 +74,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from ctaoflow.catalog.embedded import EmbeddedCatalog
     from ctaoflow.ops.plan import plan
 
-    production = load_production(args.file)
+    production = _of_night(args)
     catalog = EmbeddedCatalog(settings.home() / "catalog")
     print(plan(production, catalog, limit=args.limit))
     return 0
@@ -89,16 +105,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ctaoflow.engine import summarize
     from ctaoflow.ops.report import spec_versions, summary_table
 
-    production = load_production(args.file)
+    production = _of_night(args)
     print(summary_table(summarize(production)))
     print("\nSpec versions:", *(f"  {line}" for line in spec_versions(production)), sep="\n")
+    return 0
+
+
+def cmd_night(args: argparse.Namespace) -> int:
+    from ctaoflow.ops.night import as_text, night_status
+
+    production = load_production(args.file)
+    if production.nightly is None:
+        raise ValueError(f"{args.file}: {production.production} is not a nightly production "
+                         "(it has no 'nightly' section)")
+    status = night_status(production, args.night)
+    print(json.dumps(status, indent=2) if args.json else as_text(status))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from ctaoflow.ops import report
 
-    text = report.RENDERERS[args.format](report.build(load_production(args.file), args.file))
+    text = report.RENDERERS[args.format](report.build(_of_night(args), args.file))
     if args.output:
         _write(args, text)
     else:
@@ -109,7 +137,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_reset(args: argparse.Namespace) -> int:
     from ctaoflow.ops.operations import reset
 
-    count = reset(load_production(args.file), args.transformation, args.site,
+    count = reset(_of_night(args), args.transformation, args.site,
                   args.failure_class, tuple(args.status))
     print(f"{count} file(s) back to Unused; the next run regroups them")
     return 0
@@ -118,7 +146,7 @@ def cmd_reset(args: argparse.Namespace) -> int:
 def cmd_flush(args: argparse.Namespace) -> int:
     from ctaoflow.ops.operations import flush
 
-    flush(load_production(args.file), args.transformation)
+    flush(_of_night(args), args.transformation)
     print(f"{args.transformation}: flushed; the next run emits its partial groups")
     return 0
 
@@ -126,7 +154,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 def cmd_stop_start(args: argparse.Namespace) -> int:
     from ctaoflow.ops import operations
 
-    production = load_production(args.file)
+    production = _of_night(args)
     getattr(operations, args.command)(production)
     print(f"{production.production}: {'stopped' if args.command == 'stop' else 'active'}")
     return 0
@@ -159,7 +187,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from ctaoflow.catalog.embedded import EmbeddedCatalog
     from ctaoflow.sites import load_sites
 
-    problems = audit(load_production(args.file), EmbeddedCatalog(settings.home() / "catalog"),
+    problems = audit(_of_night(args), EmbeddedCatalog(settings.home() / "catalog"),
                      load_sites(), make_backend)
     for line in problems:
         print(line)
@@ -194,6 +222,10 @@ ENVIRONMENT = """environment:
 SPEC_HELP = "the production YAML"
 
 
+NIGHTLY_AWARE = (cmd_plan, cmd_status, cmd_report, cmd_reset, cmd_flush, cmd_stop_start,
+                 cmd_audit)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="ctaoflow", description=__doc__, epilog=ENVIRONMENT,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,6 +240,8 @@ def parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if spec:
             p.add_argument("file", help=SPEC_HELP)
+        if func in NIGHTLY_AWARE:
+            p.add_argument("--night", help="of a nightly production: the night (YYYY-MM-DD)")
         p.set_defaults(func=func)
         return p
 
@@ -226,6 +260,11 @@ def parser() -> argparse.ArgumentParser:
                                           "never the input file")
     command("status", "files, tasks and jobs by status from the ledger, and the spec "
                       "versions", cmd_status)
+    p = command("night", "one night of a nightly production: its raw data and, per run "
+                         "and stage, input files processed / taken in", cmd_night)
+    p.add_argument("night", help="the night, YYYY-MM-DD (the date its evening began) or "
+                                 "YYYYMMDD")
+    p.add_argument("--json", action="store_true", help="the table's data as JSON")
     p = command("report", "counts, top errors with a log, files that need a person",
                 cmd_report)
     p.add_argument("--format", choices=["text", "markdown", "html"], default="text",

@@ -9,15 +9,19 @@ from pathlib import Path
 
 from airflow.sdk import DAG, BaseOperator, TaskGroup
 
-from ctaoflow.spec.layout import START_DATE, layout
+from ctaoflow.spec.layout import START_DATE, NightSchedule, layout
 from ctaoflow.spec.model import Production
 from operators import production as operators
+from operators.timetables import NightlyTimetable
 
 
 def build_dag(production: Production, spec_path: str | Path) -> DAG:
     """The DAG of ``production``; its operators re-read ``spec_path`` when they run."""
     plan = layout(production, str(Path(spec_path).resolve()))
-    with DAG(**plan.dag) as dag:
+    schedule = plan.dag["schedule"]
+    if isinstance(schedule, NightSchedule):
+        schedule = NightlyTimetable(schedule.cron, timezone=schedule.timezone)
+    with DAG(**{**plan.dag, "schedule": schedule}) as dag:
         groups = {name: TaskGroup(group_id=name, tooltip=tooltip)
                   for name, tooltip in plan.groups.items()}
         tasks: dict[str, BaseOperator] = {}

@@ -23,6 +23,7 @@ def use_airflow_home(home: str | Path, quiet: bool = True) -> Path:
         "AIRFLOW__CORE__FERNET_KEY": key_file.read_text().strip(),
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),  # its nightly timetable
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING" if quiet else "INFO",

@@ -15,10 +15,11 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from ctaoflow.backends import JobStatus
-from ctaoflow.engine import ChunkResult, Engine
+from ctaoflow.engine import ChunkResult, Engine, nights
 from ctaoflow.engine.ledger import LedgerError
 from ctaoflow.engine.versions import SpecChangeRefused
 from ctaoflow.ops import report
+from ctaoflow.spec.nights import night_of
 from operators.hooks.production import ProductionHook
 from operators.triggers import JobsTrigger
 
@@ -54,8 +55,25 @@ class ProductionOperator(BaseOperator):
         self.spec_path = spec_path
         self.transformation = transformation
 
-    def hook(self) -> ProductionHook:
-        return ProductionHook(self.spec_path)
+    def hook(self, context: Context) -> ProductionHook:
+        """The production's hook; of this run's night in a nightly production."""
+        return ProductionHook(self.spec_path, night=run_night(context, self.spec_path))
+
+
+def run_night(context: Context, spec_path: str) -> str | None:
+    """The night of a nightly production's run: its partition key (scheduled runs,
+    backfills), else ``conf["night"]`` (a manual trigger); None for other productions."""
+    if ProductionHook(spec_path).production().nightly is None:
+        return None
+    key = context.get("partition_key") or (context["dag_run"].conf or {}).get("night")
+    if not key:
+        raise AirflowFailException(
+            "this run of a nightly production names no night: trigger it with the night as "
+            "partition key (YYYY-MM-DD) or with conf {\"night\": \"YYYY-MM-DD\"}")
+    try:
+        return night_of(str(key))
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 class SyncProductionOperator(ProductionOperator):
@@ -63,14 +81,39 @@ class SyncProductionOperator(ProductionOperator):
     change that would redo or orphan work (``ctaoflow accept`` applies it on purpose)."""
 
     def execute(self, context: Context) -> None:
-        self.hook().engine().sync()
+        self.hook(context).engine().sync()
+
+
+class NightDataOperator(ProductionOperator):
+    """Waits, deferred, until the night's raw data are complete in the catalog or the
+    wait timed out (then the night is processed with what is there, and what was
+    missing is logged and kept in the ledger)."""
+
+    ui_color = "#e0d6f0"
+
+    def execute(self, context: Context) -> None:
+        hook = self.hook(context)
+        found = nights.check(hook.engine(), hook.night)
+        if found.next_check is not None:
+            self.log.info("night %s: waiting for its raw data (%d file(s) so far; %s); next "
+                          "check at %s UTC", hook.night, found.raw_files,
+                          "; ".join(found.missing), found.next_check)
+            self.defer(trigger=DateTimeTrigger(
+                moment=found.next_check.replace(tzinfo=dt.timezone.utc)), method_name="resume")
+        self.log.info("night %s: %s with %d raw file(s)", hook.night, found.status,
+                      found.raw_files)
+        for line in found.missing:
+            self.log.warning("night %s: missing: %s", hook.night, line)
+
+    def resume(self, context: Context, event: Any = None) -> None:
+        return self.execute(context)
 
 
 class PrepareTransformationOperator(ProductionOperator):
     """Takes in new input files, groups them into tasks; returns the chunks to run."""
 
     def execute(self, context: Context) -> list[int]:
-        chunks = self.hook().engine().prepare(self.transformation)
+        chunks = self.hook(context).engine().prepare(self.transformation)
         self.log.info("%s: %d chunk(s) with work: %s", self.transformation, len(chunks), chunks)
         return chunks
 
@@ -90,18 +133,18 @@ class RunChunkOperator(ProductionOperator):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> None:
-        engine = self.hook().engine()
+        engine = self.hook(context).engine()
         return self._next(engine, engine.submit(self.transformation, self.chunk, revive=True))
 
     def resume(self, context: Context, event: dict[str, Any]) -> None:
-        engine = self.hook().engine()
+        engine = self.hook(context).engine()
         statuses = {site: {i: JobStatus.from_dict(s) for i, s in by_id.items()}
                     for site, by_id in event["statuses"].items()}
         engine.collect(self.transformation, self.chunk, statuses)
         return self._next(engine, engine.submit(self.transformation, self.chunk))
 
     def resume_held(self, context: Context, event: Any = None) -> None:
-        engine = self.hook().engine()
+        engine = self.hook(context).engine()
         return self._next(engine, engine.submit(self.transformation, self.chunk))
 
     def _next(self, engine: Engine, result: ChunkResult) -> None:
@@ -131,7 +174,7 @@ class FinalizeTransformationOperator(ProductionOperator):
     """Completes the transformation when nothing is left; logs its counts."""
 
     def execute(self, context: Context) -> dict[str, dict[str, int]]:
-        summary = self.hook().engine().finalize(self.transformation)
+        summary = self.hook(context).engine().finalize(self.transformation)
         self.log.info("%s: %s", self.transformation, summary)
         return summary
 
@@ -140,7 +183,7 @@ class ProductionReportOperator(ProductionOperator):
     """Logs the production's report: counts, top errors, files that need a person."""
 
     def execute(self, context: Context) -> None:
-        production = self.hook().production()
+        production = self.hook(context).production()
         self.log.info("\n%s", report.as_text(report.build(production, self.spec_path, top=3)))
 
 

@@ -21,6 +21,7 @@ from ctaoflow.ops.report import summary_table
 from ctaoflow.settings import CONFIG_DIR
 from ctaoflow.spec.model import Production
 from ctaoflow.spec.validation import SpecError, load_production
+from operators.timetables import NightlyTimetable
 
 app = FastAPI(title="ctaoflow", description="CTAO productions on Airflow")
 read = [Depends(requires_access_dag("GET"))]
@@ -73,6 +74,7 @@ def production_page(dag_id: str) -> str:
 
 class CtaoflowPlugin(AirflowPlugin):
     name = "ctaoflow"
+    timetables = [NightlyTimetable]  # the scheduler deserializes nightly DAGs with it
     fastapi_apps = [{"app": app, "url_prefix": "/ctaoflow", "name": "ctaoflow"}]
     external_views = [{"name": "Productions", "href": "/ctaoflow/productions",
                        "destination": "nav", "url_route": "ctaoflow"}]

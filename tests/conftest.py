@@ -1,7 +1,8 @@
 """Shared fixtures: an isolated ctaoflow home and a migrated Airflow metadata DB.
 
 Service fixtures live in their own plugin modules and start what they need on
-first use (reusing a running service): ``rucio_server``, ``slurm_cluster``.
+first use (reusing a running service): ``rucio_server``, ``slurm_cluster``; the
+lstchain job environment (installed on first use): ``lstchain_env``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.rucio_service", "tests.slurm_service", "tests.airflow_service"]
+pytest_plugins = ["tests.rucio_service", "tests.slurm_service", "tests.airflow_service", "tests.lstchain_service"]
 
 # Airflow reads its configuration at import: point it at a private home first.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="ctaoflow-tests-"))

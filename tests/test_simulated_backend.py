@@ -11,7 +11,7 @@ import pytest
 
 from ctaoflow.backends import make_backend
 from ctaoflow.backends.base import BackendError, JobSpec, JobState, SiteConfig
-from ctaoflow.backends.simulated import SimulatedBackend, model_job, schedule
+from ctaoflow.backends.simulated import DURATION_ENV, SimulatedBackend, model_job, schedule
 
 
 class Clock:
@@ -80,6 +80,35 @@ def test_outcomes_are_deterministic_from_the_seed(tmp_path: Path) -> None:
     assert all(code == 1 for _, state, code in first if state is JobState.FAILED)
     durations = [run for run, state, _ in first if state is JobState.DONE]
     assert 400 < sum(durations) / len(durations) < 800  # mean ~ duration_s
+
+
+def test_a_job_may_set_its_own_duration(tmp_path: Path) -> None:
+    """CTAOFLOW_SIM_DURATION_S in the job's environment replaces the site's duration_s:
+    a 5 s merge beside 100 s subrun jobs on the same site."""
+    clock = Clock()
+    made = backend(site(tmp_path, slots=3), clock)
+    merge = JobSpec(name="prod.merge.0.1", command=("merge",), workdir="/w",
+                    env={DURATION_ENV: "5"})
+    ids = made.submit([*jobs(2), merge])
+    assert model_job(merge, {"duration_s": 100.0, "duration_sigma": 0.0})[0] == 5.0
+    clock.now += 5
+    assert states(made, list(ids.values())) == [JobState.RUNNING, JobState.RUNNING,
+                                                JobState.DONE]
+
+
+def test_a_done_job_leaves_the_outputs_its_command_names_in_its_workdir(tmp_path: Path) -> None:
+    clock = Clock()
+    made = backend(site(tmp_path / "state", failure_rate=0.0), clock)
+    workdir, raw = tmp_path / "work" / "000001.1", tmp_path / "raw.fits"
+    job = JobSpec(name="prod.subrun.1.1", workdir=str(workdir),
+                  command=("lstchain", str(raw), str(workdir / "dl1.h5"), "--log", "x.log"))
+    made.submit([job])
+    assert sorted(p.name for p in workdir.iterdir()) == ["dl1.h5"]  # not the input, not x.log
+    assert not raw.exists()
+    failing = backend(site(tmp_path / "state2", failure_rate=1.0), clock)
+    failing.submit([JobSpec(name="prod.subrun.2.1", workdir=str(tmp_path / "w2"),
+                            command=("lstchain", str(tmp_path / "w2" / "dl1.h5")))])
+    assert not (tmp_path / "w2").exists()
 
 
 def test_walltime_gives_timeout(tmp_path: Path) -> None:

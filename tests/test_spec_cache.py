@@ -35,6 +35,15 @@ def test_a_hit_equals_a_fresh_validation(home: Path, tmp_path: Path) -> None:
     assert len(cached_entries(home)) == 1
 
 
+def test_a_hit_keeps_what_the_yaml_left_unsaid(home: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "nightly.yaml"
+    spec.write_text((Path(__file__).parent / "data/productions/nightly_small.yaml").read_text())
+    spec_cache.load_production(spec, known_sites={"local"})
+    hit = spec_cache.load_production(spec, known_sites={"local"})
+    assert "group_size" not in hit.transformation("merge").grouping.model_fields_set
+    assert hit.transformation("merge").grouping.model_fields_set == {"plugin", "key"}
+
+
 def test_an_edited_spec_is_validated_again(home: Path, tmp_path: Path) -> None:
     spec = tmp_path / "demo.yaml"
     spec.write_text(DEMO.read_text())

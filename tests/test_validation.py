@@ -258,7 +258,7 @@ def test_unknown_key_did_you_mean(check) -> None:
 def test_unknown_key_lists_allowed(check) -> None:
     assert check(HEAD.replace("production: t\n", "production: t\nflavour: x\n") + PROCESS) == [
         ("f.yaml:2:1: flavour: unknown key; allowed here: production, description, scope, "
-         "lfn_base, schedule, tags, common, defaults, transformations")]
+         "lfn_base, schedule, tags, common, defaults, nightly, transformations")]
 
 
 def test_missing_key_at_parent(check) -> None:

@@ -10,6 +10,12 @@ in submission order; its state at any moment follows from its modelled start and
 times and the clock, so nothing needs to advance it. Cancelling frees its slot and the
 queued jobs behind it are rescheduled.
 
+A job's environment may set its own mean run time: ``CTAOFLOW_SIM_DURATION_S`` (a
+transformation's ``job.env``) replaces the site's ``duration_s`` for it, so a production
+models short merges beside long subrun jobs on the same sites. A job modelled to end
+DONE leaves its outputs: the (empty) files its command names directly inside its
+workdir are created at submission, so the engine's collection finds them.
+
 The model lives in SQLite (``<state_dir>/<site>.sqlite``, ``state_dir`` defaulting to
 ``$CTAOFLOW_HOME/simulated``): a new backend object, e.g. in a restarted triggerer,
 sees the same jobs, and find() works. Submission and cancellation reschedule the queue
@@ -59,13 +65,14 @@ SELECT jobs.id, CASE WHEN cancelled IS NOT NULL THEN 'CANCELLED' WHEN ? < start 
 FROM json_each(?) AS wanted JOIN jobs ON jobs.id = wanted.value
 """
 _LOST = JobStatus(JobState.LOST, reason="unknown to the simulated site")
+DURATION_ENV = "CTAOFLOW_SIM_DURATION_S"  # a job's own mean run time, s
 
 
 def model_job(job: JobSpec, options: dict[str, Any]) -> tuple[float, JobState, int | None]:
     """A job's modelled run time, final state and exit code; a function of seed and name."""
     rng = random.Random(f"{options.get('seed', 0)}:{job.name}")
     sigma = float(options.get("duration_sigma", 0.5))
-    mean = float(options.get("duration_s", 600.0))
+    mean = float(job.env.get(DURATION_ENV) or options.get("duration_s", 600.0))
     duration = mean * rng.lognormvariate(-sigma * sigma / 2, sigma)
     failed = rng.random() < float(options.get("failure_rate", 0.0))
     if failed:
@@ -133,6 +140,8 @@ class SimulatedBackend(Backend):
             run_s, state, exit_code = model_job(job, self.site.options)
             # start/end = +inf until scheduled: queued, never "started"
             rows.append((job.name, now, run_s, state.value, exit_code, float("inf"), float("inf")))
+            if state is JobState.DONE:
+                _leave_outputs(job)
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT OR IGNORE INTO jobs (name, submitted, run_s, state, exit_code, "
@@ -181,6 +190,20 @@ class SimulatedBackend(Backend):
                 f"(start {row[1]:.1f}, end {row[2]:.1f}, modelled run {row[3]:.1f} s, "
                 f"exit code {status.exit_code})\n")
         return text[-tail_bytes:]
+
+
+def _leave_outputs(job: JobSpec) -> None:
+    """Create the files the job's command names directly inside its workdir: what a job
+    that ends DONE leaves (the engine collects only declared outputs that exist)."""
+    workdir = Path(job.workdir)
+    outputs = [Path(arg) for arg in job.command if Path(arg).parent == workdir]
+    try:
+        if outputs:
+            workdir.mkdir(parents=True, exist_ok=True)
+        for path in outputs:
+            path.touch()
+    except OSError as exc:
+        raise BackendError(f"simulated job {job.name}: cannot leave its outputs: {exc}") from exc
 
 
 @functools.cache

@@ -51,5 +51,10 @@ class Catalog(ABC):
         duplicated. Returns how many files were newly registered.
         """
 
+    def dataset_closed(self, dataset: str) -> bool:
+        """Whether ``dataset`` exists and is closed: no file will be added to it."""
+        raise CatalogError(f"{type(self).__name__}: datasets cannot be closed here; use "
+                           "another completeness condition")
+
     def close(self) -> None:
         """Release connections."""

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS files (lfn TEXT PRIMARY KEY, size INTEGER NOT NULL,
                                   meta TEXT NOT NULL, storages TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dataset_files (dataset TEXT NOT NULL, lfn TEXT NOT NULL,
                                           PRIMARY KEY (dataset, lfn));
+CREATE TABLE IF NOT EXISTS closed_datasets (dataset TEXT PRIMARY KEY);
 """
 _SQL_OPS = {"=": "=", "!=": "!=", ">": ">", "<": "<", ">=": ">=", "<=": "<="}
 
@@ -81,6 +82,15 @@ class EmbeddedCatalog(Catalog):
         """The LFNs attached to ``dataset``."""
         return [row[0] for row in self.db.execute(
             "SELECT lfn FROM dataset_files WHERE dataset = ? ORDER BY lfn", (dataset,))]
+
+    def close_dataset(self, dataset: str) -> None:
+        """Mark ``dataset`` closed (as Rucio's ``close``)."""
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO closed_datasets VALUES (?)", (dataset,))
+
+    def dataset_closed(self, dataset: str) -> bool:
+        return self.db.execute("SELECT 1 FROM closed_datasets WHERE dataset = ?",
+                               (dataset,)).fetchone() is not None
 
     def close(self) -> None:
         self.db.close()

@@ -385,6 +385,16 @@ class RucioCatalog(Catalog):
                 pass
         return did
 
+    def dataset_closed(self, dataset: str) -> bool:
+        from rucio.common.exception import DataIdentifierNotFound
+
+        did = self._did(dataset)
+        with self._errors("get_did"):
+            try:
+                return not self.client.get_did(did["scope"], did["name"])["open"]
+            except DataIdentifierNotFound:
+                return False
+
     def _did(self, lfn: str) -> dict[str, str]:
         scope, name = _split_lfn(lfn, self.scope)
         return {"scope": scope, "name": name}

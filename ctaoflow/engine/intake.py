@@ -7,6 +7,7 @@ emitted only when the transformation may flush.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Iterator
 
 from sqlalchemy import func, select, update
@@ -65,6 +66,19 @@ def all_group_ran(session: Session, row: TransformationRow, t: Transformation) -
     ) is not None
 
 
+GROUP_HELD = ("that group already ran, and its output would be written again; to redo it "
+              "with every file, reprocess under a new version (or a new production)")
+
+
+def groups_that_ran(session: Session, row: TransformationRow, t: Transformation) -> set[str]:
+    """The values of a whole-group ``by_metadata`` grouping (one task per value, e.g. a
+    run's merge) that already have a task: a late file of such a group is held."""
+    if t.grouping.plugin != "by_metadata" or "group_size" in t.grouping.model_fields_set:
+        return set()
+    return set(session.scalars(select(TaskRow.group).distinct().where(
+        TaskRow.transformation_id == row.id, TaskRow.status != TaskStatus.FAILED.value)))
+
+
 def parents_complete(session: Session, row: TransformationRow, t: Transformation) -> bool:
     """Partial groups are emitted when every parent is complete or by hand.
 
@@ -112,9 +126,14 @@ def _group(ctx: Context, session: Session, row: TransformationRow,
                FileRow.status == FileStatus.UNUSED.value)
         .order_by(FileRow.lfn).execution_options(yield_per=BATCH))
     waiting: dict[str, int] = {}  # ledger ids of the files read but not grouped yet
+    ran = groups_that_ran(session, row, t)
+    held = Counter()
 
     def files() -> Iterator[CatalogFile]:
         for r in unused:
+            if ran and str(r.meta.get(t.grouping.key)) in ran:
+                held[str(r.meta.get(t.grouping.key))] += 1
+                continue
             waiting[r.lfn] = r.id
             yield CatalogFile(r.lfn, r.size, r.meta, tuple(r.storages))
 
@@ -132,6 +151,9 @@ def _group(ctx: Context, session: Session, row: TransformationRow,
                 for task, ids in zip(tasks, assignments) for file_id in ids)
         for batch in batches(rows):  # bulk UPDATE by primary key (executemany)
             session.execute(update(FileRow), batch)
+    for value, count in sorted(held.items()):
+        event(session, row, "held", f"{count} new input file(s) of {t.grouping.key} {value} "
+                                    f"held: {GROUP_HELD}")
         outbox.files(session, row.id, ((task.id, FileStatus.ASSIGNED.value, len(ids))
                                        for task, ids in zip(tasks, assignments)))
     if flush and row.status == TransformationStatus.FLUSH.value:

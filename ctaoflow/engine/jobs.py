@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from ctaoflow.backends.base import JobSpec
 from ctaoflow.catalog.base import OutputFile
-from ctaoflow.spec.chaining import output_metadata
+from ctaoflow.spec.chaining import PROVENANCE_KEY, output_metadata
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.placeholders import MAX_ARGUMENT_BYTES, MAX_NAME_BYTES
 
@@ -38,7 +38,9 @@ def job_name(production: Production, uid: str, transformation: Transformation, t
 def planned_outputs(production: Production, transformation: Transformation,
                     task: TaskInputs, workdir: str) -> list[OutputFile]:
     """The outputs a task's job must leave in ``workdir``, with LFN and metadata."""
-    extra = {k: v for k, v in (("run", task.run),) if v is not None}
+    extra: dict[str, Any] = {k: v for k, v in (("run", task.run),) if v is not None}
+    if production.defaults.provenance:
+        extra[PROVENANCE_KEY] = ",".join(sorted(task.files))
     outputs = []
     for output in transformation.outputs:
         metadata = output_metadata(production, transformation, output, task.files.values(), extra)

@@ -74,7 +74,7 @@ class Base(DeclarativeBase):
 class ProductionRow(Base):
     __tablename__ = "productions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)  # nights: name.night.version
     uid: Mapped[str] = mapped_column(String(8), default=lambda: secrets.token_hex(4))
     status: Mapped[str] = mapped_column(String(16), default="Active")
     spec_hash: Mapped[str] = mapped_column(String(64))
@@ -180,6 +180,26 @@ class OutboxRow(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     count: Mapped[int | None] = mapped_column(Integer)
     user: Mapped[str | None] = mapped_column(String(64))  # who, for an operator action
+
+
+class NightStatus(str, enum.Enum):
+    WAITING = "Waiting"  # for the night's raw data
+    COMPLETE = "Complete"  # the completeness condition held
+    TIMED_OUT = "TimedOut"  # processed with what was there; ``missing`` says what was not
+
+
+class NightRow(Base):
+    """The raw data of one night of a nightly production (one per ledger production)."""
+
+    __tablename__ = "nights"
+    production_id: Mapped[int] = mapped_column(ForeignKey("productions.id"), primary_key=True)
+    night: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default=NightStatus.WAITING.value)
+    waiting_since: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
+    raw_files: Mapped[int] = mapped_column(Integer, default=0)
+    last_change_at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    missing: Mapped[list[str]] = mapped_column(default=list)
 
 
 class SpecVersionRow(Base):

@@ -16,13 +16,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ctaoflow.backends.base import BackendError, JobSpec, JobState, JobStatus, SiteConfig
+<<<<<<< HEAD
 from ctaoflow.engine import collection, outbox
 from ctaoflow.engine.context import Context, chunk_jobs, chunk_tasks, event, task_files
+=======
+from ctaoflow.engine import collection
+from ctaoflow.engine.context import Context, batches, chunk_jobs, chunk_tasks, event, task_files
+>>>>>>> main
 from ctaoflow.engine.failures import DATA, INFRASTRUCTURE
 from ctaoflow.engine.jobs import TaskInputs, build_job, job_name
 from ctaoflow.engine.ledger import (FileRow, FileStatus, JobRow, JobStatusName, ProductionRow,
                                     SiteRow, TaskRow, TaskStatus, TransformationRow, now)
 from ctaoflow.spec.model import Transformation
+from ctaoflow.spec.query import Query
 
 InFlight = dict[str, list[str]]  # site -> backend job ids
 
@@ -89,24 +95,45 @@ def paused_sites(session: Session) -> dict[str, dt.datetime]:
                                 .where(SiteRow.paused_until > now())).all())
 
 
-def choose_site(ctx: Context, session: Session, t: Transformation, task: TaskRow,
-                load: Counter) -> SiteConfig | None:
+@dataclass
+class Placement:
+    """What site choice needs for a batch of tasks, read in bulk once: the allowed and
+    paused sites, the sites that failed each task, each task's replica storages."""
+
+    allowed: list[SiteConfig]
+    paused: dict[str, dt.datetime]
+    failed_at: dict[int, set[str]]
+    storages: dict[int, Counter]
+
+    @classmethod
+    def read(cls, ctx: Context, session: Session, t: Transformation,
+             task_ids: list[int]) -> "Placement":
+        allowed = allowed_sites(ctx, t)
+        if not allowed:
+            raise BackendError(f"transformation {t.name}: no active site among "
+                               f"{t.sites or ctx.production.defaults.sites}")
+        failed_at: dict[int, set[str]] = defaultdict(set)
+        storages: dict[int, Counter] = defaultdict(Counter)
+        for ids in batches(task_ids):
+            for task_id, site in session.execute(select(JobRow.task_id, JobRow.site).where(
+                    JobRow.task_id.in_(ids), JobRow.failure_class.in_([INFRASTRUCTURE, DATA]))):
+                failed_at[task_id].add(site)
+            for task_id, where in session.execute(select(FileRow.task_id, FileRow.storages)
+                                                  .where(FileRow.task_id.in_(ids))):
+                storages[task_id].update(where)
+        return cls(allowed, paused_sites(session), failed_at, storages)
+
+
+def choose_site(placement: Placement, task_id: int, load: Counter) -> SiteConfig | None:
     """A site with a free slot first, then where the task's replicas are, away from
     sites that failed it, then the least loaded; never a paused site (None when every
     allowed site is paused: the task waits)."""
-    allowed = allowed_sites(ctx, t)
-    if not allowed:
-        raise BackendError(f"transformation {t.name}: no active site among "
-                           f"{t.sites or ctx.production.defaults.sites}")
-    failed_at = set(session.scalars(select(JobRow.site).where(
-        JobRow.task_id == task.id, JobRow.failure_class.in_([INFRASTRUCTURE, DATA]))))
-    paused = paused_sites(session)
-    open_sites = [s for s in allowed if s.name not in paused]
+    open_sites = [s for s in placement.allowed if s.name not in placement.paused]
+    failed_at = placement.failed_at.get(task_id, set())
     candidates = [s for s in open_sites if s.name not in failed_at] or open_sites
     if not candidates:
         return None
-    storages = Counter(st for st in session.scalars(
-        select(FileRow.storages).where(FileRow.task_id == task.id)) for st in st)
+    storages = placement.storages.get(task_id, Counter())
     return min(candidates, key=lambda s: (load[s.name] >= s.slots,
                                           -sum(storages[x] for x in s.storages),
                                           load[s.name] / max(s.slots, 1), s.name))
@@ -136,9 +163,10 @@ def _plan_jobs(ctx: Context, session: Session, row: TransformationRow, t: Transf
     uid = session.get(ProductionRow, row.production_id).uid
     load = Counter(session.scalars(select(JobRow.site).where(JobRow.status.in_(
         [JobStatusName.SUBMITTING.value, JobStatusName.SUBMITTED.value]))))
+    placement = Placement.read(ctx, session, t, [task.id for task in tasks])
     held = 0
     for task in tasks:
-        site = choose_site(ctx, session, t, task, load)
+        site = choose_site(placement, task.id, load)
         if site is None:
             held += 1
             continue
@@ -158,8 +186,7 @@ def _plan_jobs(ctx: Context, session: Session, row: TransformationRow, t: Transf
                            site=site.name, workdir=workdir, spec=spec.to_dict()))
     if not held:
         return None
-    pauses = paused_sites(session)
-    return min(pauses[s.name] for s in allowed_sites(ctx, t) if s.name in pauses)
+    return min(placement.paused[s.name] for s in placement.allowed if s.name in placement.paused)
 
 
 def _send(ctx: Context, name: str, chunk: int) -> None:
@@ -193,14 +220,18 @@ def _send(ctx: Context, name: str, chunk: int) -> None:
 
 def _side_inputs(ctx: Context, session: Session, row: TransformationRow,
                  t: Transformation) -> dict[str, list[str]]:
-    """Local paths of the outputs of each side-input transformation, by placeholder."""
+    """Local paths of each side input, by placeholder: the outputs of a transformation of
+    this production, or the catalog files of a query (in LFN order)."""
     side: dict[str, list[str]] = {}
     for placeholder, source in t.job.side_inputs.items():
-        lfns = sorted(lfn for outputs in session.scalars(
-            select(TaskRow.outputs).join(TransformationRow)
-            .where(TransformationRow.production_id == row.production_id,
-                   TransformationRow.name == source,
-                   TaskRow.status == TaskStatus.DONE.value)) for lfn in outputs)
+        if isinstance(source, str):
+            lfns = sorted(lfn for outputs in session.scalars(
+                select(TaskRow.outputs).join(TransformationRow)
+                .where(TransformationRow.production_id == row.production_id,
+                       TransformationRow.name == source,
+                       TaskRow.status == TaskStatus.DONE.value)) for lfn in outputs)
+        else:
+            lfns = [f.lfn for f in ctx.catalog.query(Query.parse(source))]
         paths = ctx.catalog.local_paths(lfns)
         side[placeholder] = [paths[lfn] for lfn in lfns if lfn in paths]
     return side

@@ -115,6 +115,7 @@ def _job_doc(names: _Names, job: JobRow, task: TaskRow, status: str) -> tuple[st
 
 
 _STATUS = re.compile(r"-> (\w+)")
+_NIGHT = re.compile(r"night (\d{8})")
 
 
 def _event_doc(names: _Names, event: EventRow, user: str | None) -> tuple[str, dict]:
@@ -123,6 +124,8 @@ def _event_doc(names: _Names, event: EventRow, user: str | None) -> tuple[str, d
                 "message": event.message})
     if event.kind == "status" and (found := _STATUS.search(event.message)):
         doc["state"] = found.group(1)
+    if event.kind == "night" and (night := _NIGHT.search(event.message)):
+        doc["night"] = night.group(1)  # a night's raw data decided (nightly productions)
     if user:
         doc["user"] = user
     return f"{uid}:event:{event.id}", doc

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ctaoflow.spec.layout import Layout, layout
+from ctaoflow.spec.layout import Layout, NightSchedule, layout
 from ctaoflow.spec.model import Production
 
 _HEAD = '''"""DAG of production {name!r}, rendered by `ctaoflow render` from {source}.
@@ -26,7 +26,7 @@ from airflow.sdk import DAG, TaskGroup
 
 from operators.production import (
 {operators})
-
+{timetable}
 SPEC = {spec!r}
 
 '''
@@ -38,8 +38,11 @@ def render(production: Production, spec_path: Path) -> str:
     plan = layout(production, spec)
     names = _variables(plan)
     operators = sorted({step.operator for step in plan.steps})
+    timetable = ("from operators.timetables import NightlyTimetable\n"
+                 if isinstance(plan.dag["schedule"], NightSchedule) else "")
     lines = [_HEAD.format(name=production.production, source=spec_path.name, spec=spec,
-                          operators=",\n".join(f"    {o}" for o in operators)).rstrip("\n"),
+                          operators=",\n".join(f"    {o}" for o in operators),
+                          timetable=timetable).rstrip("\n"),
              "", _call("", "with DAG", _arguments(plan.dag, spec), " as dag:")]
     group = None
     for step in plan.steps:
@@ -89,6 +92,8 @@ def _arguments(kwargs: dict[str, Any], spec: str) -> list[str]:
 
 def _source(value: Any) -> str:
     """Python source that evaluates to ``value``."""
+    if isinstance(value, NightSchedule):
+        return f"NightlyTimetable({value.cron!r}, timezone={value.timezone!r})"
     if isinstance(value, dt.timedelta):
         return f"dt.timedelta(seconds={value.total_seconds():g})"
     if isinstance(value, dt.datetime):

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from ctaoflow.engine import summarize, versions
-from ctaoflow.engine.intake import HELD, all_group_ran
-from ctaoflow.engine.ledger import (FileRow, JobRow, ProductionRow, SiteRow, TaskRow,
-                                    TransformationRow, now, session_factory)
+from ctaoflow.engine.intake import GROUP_HELD, HELD, all_group_ran, groups_that_ran
+from ctaoflow.engine.ledger import (FileRow, JobRow, NightRow, ProductionRow, SiteRow,
+                                    TaskRow, TransformationRow, now, session_factory)
 from ctaoflow.spec.model import Production
 
 FILE_COLUMNS = ("Unused", "Assigned", "Processed", "Problematic", "MaxReset")
@@ -68,7 +68,8 @@ class Report:
     needs_a_person: dict[str, dict[str, int]] = field(default_factory=dict)
     paused_sites: dict[str, str] = field(default_factory=dict)  # paused now: why, until when
     waiting_for_a_site: dict[str, int] = field(default_factory=dict)  # all its sites paused
-    held_files: dict[str, int] = field(default_factory=dict)  # new files of a final all group
+    held_files: dict[str, str] = field(default_factory=dict)  # files of a group that ran: why
+    night: str = ""  # a nightly production's night: its raw data, what was missing
     spec_path: str = "PRODUCTION.yaml"
     versions: list[str] = field(default_factory=list)  # the spec's applied versions
 
@@ -134,11 +135,24 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                     TaskRow.transformation_id == row_id, TaskRow.status == "Created"))
                 if waiting:
                     report.waiting_for_a_site[name] = waiting
-            if all_group_ran(session, session.get(TransformationRow, row_id), t):
+            row = session.get(TransformationRow, row_id)
+            if all_group_ran(session, row, t):
                 new = session.scalar(select(func.count()).where(
                     FileRow.transformation_id == row_id, FileRow.status == "Unused"))
                 if new:
-                    report.held_files[name] = new
+                    report.held_files[name] = f"{new} new input file(s): {HELD}"
+            elif ran := groups_that_ran(session, row, t):
+                unused = session.scalars(select(FileRow.meta).where(
+                    FileRow.transformation_id == row_id, FileRow.status == "Unused")).all()
+                values = sorted({str(m.get(t.grouping.key)) for m in unused} & ran)
+                if values:
+                    late = sum(str(m.get(t.grouping.key)) in ran for m in unused)
+                    report.held_files[name] = (f"{late} new input file(s) of {t.grouping.key} "
+                                               f"{', '.join(values)}: {GROUP_HELD}")
+        night = session.get(NightRow, prod.id)
+        if night is not None:
+            report.night = (f"night {night.night}: raw data {night.status}, {night.raw_files} "
+                            "file(s)" + "".join(f"; missing: {m}" for m in night.missing))
     return report
 
 
@@ -149,7 +163,7 @@ def _reset_command(report: Report, transformation: str) -> str:
 
 def as_text(report: Report) -> str:
     lines = [f"Production {report.production}: {report.status}", "",
-             summary_table(report.summary)]
+             *([report.night, ""] if report.night else []), summary_table(report.summary)]
     if report.failures:
         lines += ["", "Failed jobs by site and class:"]
         lines += [f"  {site:<16} {cls:<15} {n:>6}"
@@ -170,8 +184,8 @@ def as_text(report: Report) -> str:
     lines += [f"  {name}: {n} task(s) wait: every site allowed to them is paused"
               for name, n in report.waiting_for_a_site.items()]
     if report.held_files:
-        lines += ["", "Files held:"] + [f"  {name}: {n} new input file(s): {HELD}"
-                                        for name, n in report.held_files.items()]
+        lines += ["", "Files held:"] + [f"  {name}: {why}"
+                                        for name, why in report.held_files.items()]
     if len(report.versions) > 1:
         lines += ["", "Spec versions:"] + [f"  {v}" for v in report.versions]
     return "\n".join(lines)

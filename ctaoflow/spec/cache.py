@@ -51,7 +51,9 @@ def _store(production: Production, key: str) -> None:
         cached = settings.home() / "spec-cache" / f"{key}.json"
         cached.parent.mkdir(exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.part")
-        partial.write_text(production.model_dump_json(by_alias=True))
+        # only what the YAML said: a default left unsaid stays unsaid (a by_metadata
+        # grouping without group_size is one task per value, not one per file)
+        partial.write_text(production.model_dump_json(by_alias=True, exclude_unset=True))
         os.replace(partial, cached)
     except OSError:
         if partial is not None:

@@ -13,6 +13,7 @@ from ctaoflow.spec.query import Query, common_metadata
 from ctaoflow.spec.model import Output, Production, Transformation
 
 LINEAGE_KEYS = ("production", "transformation")
+PROVENANCE_KEY = "inputs"  # an output's input LFNs, comma-separated (defaults.provenance)
 
 
 def input_query(production: Production, transformation: Transformation) -> Query:
@@ -29,7 +30,8 @@ def input_query(production: Production, transformation: Transformation) -> Query
 def output_metadata(production: Production, transformation: Transformation, output: Output,
                     inputs: Iterable[Mapping[str, Any]], extra: Mapping[str, Any] = ()) -> dict:
     """An output's metadata: what all its inputs share, then common, own and lineage."""
-    inherited = {k: v for k, v in common_metadata(inputs).items() if k not in LINEAGE_KEYS}
+    inherited = {k: v for k, v in common_metadata(inputs).items()
+                 if k not in LINEAGE_KEYS and k != PROVENANCE_KEY}
     return {**inherited, **production.common, **dict(extra), **output.metadata,
             "production": production.production, "transformation": transformation.name}
 

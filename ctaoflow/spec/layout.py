@@ -38,7 +38,17 @@ class Step:
         return f"{self.group}.{self.task_id}" if self.group else self.task_id
 
 
-SYNC, REPORT, WATCHER = PRODUCTION_TASKS = ("sync", "report", "watcher")  # beside the groups
+SYNC, NIGHT, REPORT, WATCHER = PRODUCTION_TASKS = (  # beside the groups
+    "sync", "night_data", "report", "watcher")
+
+
+@dataclass(frozen=True)
+class NightSchedule:
+    """A nightly production's timetable (``operators.timetables.NightlyTimetable``): a
+    run at ``cron`` in ``timezone`` for the night before."""
+
+    cron: str
+    timezone: str
 
 
 @dataclass
@@ -52,13 +62,24 @@ class Layout:
 def layout(production: Production, spec_path: str) -> Layout:
     """The DAG of ``production``; its operators re-read ``spec_path`` when they run."""
     spec = {"spec_path": spec_path}
+    nightly = production.nightly
+    schedule: str | NightSchedule | None = production.schedule
+    if nightly:
+        hour, minute = nightly.starts_at.split(":")
+        schedule = NightSchedule(f"{int(minute)} {int(hour)} * * *", nightly.timezone)
     plan = Layout(dag={
-        "dag_id": production.production, "schedule": production.schedule,
-        "start_date": START_DATE, "catchup": False, "max_active_runs": 1,
+        "dag_id": production.production, "schedule": schedule,
+        "start_date": START_DATE, "catchup": False,
+        "max_active_runs": nightly.max_active_nights if nightly else 1,
         "default_args": DEFAULT_ARGS, "tags": ["ctaoflow", *production.tags],
         "description": production.description or None,
         "doc_md": f"ctaoflow production from `{spec_path.rsplit('/', 1)[-1]}`"})
     plan.steps.append(Step(SYNC, "SyncProductionOperator", spec))
+    first = SYNC
+    if nightly:  # the night's raw data are complete (or timed out) before any intake
+        plan.steps.append(Step(NIGHT, "NightDataOperator", spec))
+        plan.edges.append((SYNC, NIGHT))
+        first = NIGHT
     children = {p for t in production.transformations for p in t.all_parents}
     for t in topological_order(production):
         plan.groups[t.name] = f"{t.type}: {t.description}" if t.description else t.type
@@ -74,7 +95,7 @@ def layout(production: Production, spec_path: str) -> Layout:
                        (f"{t.name}.run", f"{t.name}.finalize")]
         plan.edges += [(f"{parent}.finalize", f"{t.name}.prepare") for parent in t.all_parents]
         if not t.all_parents:
-            plan.edges.append((SYNC, f"{t.name}.prepare"))
+            plan.edges.append((first, f"{t.name}.prepare"))
         if t.name not in children:
             plan.edges.append((f"{t.name}.finalize", REPORT))
     plan.steps.append(Step(REPORT, "ProductionReportOperator",

@@ -138,8 +138,11 @@ class Job(Model):
     resources: Resources | None = None
     env: dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], str] = Field(
         default_factory=dict)
-    side_inputs: dict[str, str] = Field(default_factory=dict, description=(
-        "placeholder -> transformation whose outputs every job also reads (e.g. a model)"))
+    side_inputs: dict[str, str | dict[str, QueryValue]] = Field(
+        default_factory=dict, description=(
+            "placeholder -> files every job also reads (e.g. a model): the outputs of a "
+            "transformation (its name), or the catalog files a query selects, across "
+            "productions (a query mapping)"))
 
 
 class Grouping(Model):
@@ -199,7 +202,7 @@ class Transformation(Model):
     def all_parents(self) -> list[str]:
         """Input parents, then ordering parents, then side-input sources, deduplicated."""
         names = list(self.input.from_ if self.input else []) + self.parents
-        names += list(self.job.side_inputs.values())
+        names += [s for s in self.job.side_inputs.values() if isinstance(s, str)]
         return list(dict.fromkeys(names))
 
 
@@ -219,6 +222,54 @@ class Defaults(Model):
                                  "polls (0.1 at least: a smaller one polls without pause)")
     environment: Environment = Environment()
     resources: Resources = Resources()
+    provenance: bool = Field(False, description=(
+        "record each output's input LFNs in its catalog metadata (key 'inputs')"))
+
+
+class Completeness(Model):
+    """When a night's raw data are complete: exactly one condition."""
+
+    run_summary: dict[str, QueryValue] | None = Field(None, description=(
+        "query of the night's run summary file; complete once it is registered and, when "
+        "its metadata 'subruns' lists run:count pairs, every listed subrun is"))
+    dataset_closed: str | None = Field(None, description=(
+        "a catalog dataset of the night's raw data, e.g. 'LST1_R0_{night}'; complete once "
+        "it is closed"))
+    quiet_for: int | str | None = Field(None, description=(
+        "complete once no new raw file arrived for this long, e.g. 30m"))
+
+    @field_validator("quiet_for")
+    @classmethod
+    def _quiet(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            seconds(value)
+        return value
+
+
+class Nightly(Model):
+    """A nightly production: one DAG run per night, started when the night ends at the
+    site; ``{night}`` (YYYYMMDD) and ``{version}`` fill queries, names and paths."""
+
+    timezone: str = Field("Atlantic/Canary", description="the site's IANA time zone")
+    starts_at: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description=(
+        "local time (HH:MM) on the morning after the night when its run starts"))
+    version: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", description=(
+        "processing version: a new one writes new outputs and ledger rows beside the old"))
+    raw: dict[str, QueryValue] = Field(description=(
+        "query of the night's raw files, e.g. {data_level: R0, night: '{night}'}"))
+    run_key: str = Field("run", description="raw-file metadata key of the run number")
+    complete_when: Completeness = Field(description="when the night's raw data are complete")
+    timeout: int | str = Field("6h", description=(
+        "after this long the night is processed with what is there, and what was missing "
+        "is reported"))
+    poll_interval: int | str = Field("5m", description="between two checks of the catalog")
+    max_active_nights: int = Field(2, ge=1, description="nights processed at once")
+
+    @field_validator("timeout", "poll_interval")
+    @classmethod
+    def _duration(cls, value: int | str) -> int | str:
+        seconds(value)
+        return value
 
 
 class Production(Model):
@@ -240,6 +291,7 @@ class Production(Model):
     common: dict[str, Scalar] = Field(default_factory=dict,
                                       description="metadata added to every output")
     defaults: Defaults = Defaults()
+    nightly: Nightly | None = Field(None, description="one DAG run per night (LST-1)")
     transformations: list[Transformation] = Field(min_length=1)
 
     def transformation(self, name: str) -> Transformation:

@@ -35,7 +35,7 @@ class PlaceholderChecks:
         named += [(base + ("job", "side_inputs", n), n, "side input") for n in t.job.side_inputs]
         named += [(base + ("job", "parameters", n), n, "parameter") for n in t.job.parameters]
         for path, name, what in named:
-            if name in RESERVED:
+            if name in RESERVED or name in self.night_samples():
                 self.error(path, f"{what} '{name}' hides the built-in placeholder {{{name}}}; "
                                  "rename it", True)
             elif name in seen and not (what == seen[name] == "output key"):
@@ -52,7 +52,12 @@ class PlaceholderChecks:
             samples["run"] = 1
         if t.grouping.plugin == "by_metadata" and t.type != "mc_simulation":
             samples["group"] = "value"
-        return {**samples, **t.job.parameters}
+        return {**samples, **self.night_samples(), **t.job.parameters}
+
+    def night_samples(self) -> dict[str, str]:
+        """``{night}`` and ``{version}``, in a nightly production."""
+        nightly = self.production.nightly
+        return {"night": "20261201", "version": nightly.version} if nightly else {}
 
     def check_command(self, base: KeyPath, t: Transformation) -> None:
         known = self.fields(t)

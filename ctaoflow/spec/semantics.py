@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ctaoflow.spec.chaining import StaticMetadata
 from ctaoflow.spec.layout import PRODUCTION_TASKS
@@ -59,6 +60,7 @@ class Semantics(PlaceholderChecks):
 
     def run(self) -> None:
         self.check_lfn_base()
+        self.check_nightly()
         self.check_sites(("defaults", "sites"), self.production.defaults.sites)
         for i, t in self.items:
             base: KeyPath = ("transformations", i)
@@ -91,7 +93,8 @@ class Semantics(PlaceholderChecks):
         for j, name in enumerate(t.parents):
             yield base + ("parents", j), name
         for placeholder, name in t.job.side_inputs.items():
-            yield base + ("job", "side_inputs", placeholder), name
+            if isinstance(name, str):
+                yield base + ("job", "side_inputs", placeholder), name
 
     def check_references(self, base: KeyPath, t: Transformation) -> None:
         for path, name in self.references(base, t):
@@ -201,6 +204,13 @@ class Semantics(PlaceholderChecks):
         except ValueError as exc:
             key, _, message = str(exc).partition(": ")
             self.error(base + ("input", "query", key), message, True)
+        for placeholder, source in t.job.side_inputs.items():
+            if isinstance(source, dict):
+                try:
+                    Query.parse(source)
+                except ValueError as exc:
+                    key, _, message = str(exc).partition(": ")
+                    self.error(base + ("job", "side_inputs", placeholder, key), message, True)
 
     def check_overlap(self, base: KeyPath, t: Transformation) -> None:
         """A child's query must be able to match some output of each of its parents."""
@@ -241,11 +251,49 @@ class Semantics(PlaceholderChecks):
                 self.error(path + (j,), f"unknown site '{site}'; " + (
                     hint or f"known sites: {self.site_hints.listed()}"))
 
+    def check_nightly(self) -> None:
+        """A nightly production: a real time zone, a timetable instead of a schedule, one
+        completeness condition, and queries that select one night."""
+        nightly = self.production.nightly
+        if nightly is None:
+            return
+        path: KeyPath = ("nightly",)
+        if self.production.schedule is not None:
+            self.error(("schedule",), "a nightly production runs once per night at "
+                                      "nightly.starts_at; remove 'schedule'")
+        try:
+            ZoneInfo(nightly.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            self.error(path + ("timezone",), f"unknown time zone {nightly.timezone!r}; write "
+                                             "an IANA name, e.g. Atlantic/Canary")
+        conditions = [k for k, v in nightly.complete_when if v is not None]
+        if len(conditions) != 1:
+            self.error(path + ("complete_when",), (
+                f"{len(conditions)} conditions ({', '.join(conditions) or 'none'}); write "
+                "exactly one of run_summary, dataset_closed, quiet_for"), True)
+        queries = [(path + ("raw",), nightly.raw)]
+        if nightly.complete_when.run_summary is not None:
+            queries.append((path + ("complete_when", "run_summary"),
+                            nightly.complete_when.run_summary))
+        queries += [(("transformations", i, "input", "query"), t.input.query)
+                    for i, t in self.items if t.input and not t.input.from_]
+        for where, query in queries:
+            try:
+                Query.parse(query)
+            except ValueError as exc:
+                key, _, message = str(exc).partition(": ")
+                self.error(where + (key,), message, True)
+                continue
+            if "{night}" not in repr(query):
+                self.error(where, "selects every night's files; add the night, e.g. "
+                                  "night: '{night}'", True)
+
     def check_lfn_base(self) -> None:
         """An absolute path, without '.', '..' or empty parts that could escape it."""
         path: KeyPath = ("lfn_base",)
         self.check_pattern(path, self.production.lfn_base,
-                           {"scope": "ctao", "production": self.production.production})
+                           {"scope": "ctao", "production": self.production.production,
+                            **self.night_samples()})
         base = self.production.lfn_base
         if not base.startswith("/"):
             self.error(path, f"{base!r} is not an absolute path; start it with '/', e.g. "

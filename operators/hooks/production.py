@@ -22,6 +22,7 @@ from ctaoflow.engine import Engine
 from ctaoflow.sites import load_sites
 from ctaoflow.spec.model import Production
 from ctaoflow.spec.cache import load_production
+from ctaoflow.spec.nights import for_night
 
 
 def _connection(conn_id: str):
@@ -61,15 +62,19 @@ class ProductionHook(BaseHook):
     default_conn_name = "ctaoflow_ledger"
     hook_name = "ctaoflow production"
 
-    def __init__(self, spec_path: str, ledger_conn_id: str = "ctaoflow_ledger",
+    def __init__(self, spec_path: str, night: str | None = None,
+                 ledger_conn_id: str = "ctaoflow_ledger",
                  catalog_conn_id: str = "ctaoflow_catalog") -> None:
         super().__init__()
         self.spec_path = spec_path
+        self.night = night
         self.ledger_conn_id = ledger_conn_id
         self.catalog_conn_id = catalog_conn_id
 
     def production(self) -> Production:
-        return _production(self.spec_path, Path(self.spec_path).stat().st_mtime)
+        """The production; of one night (``for_night``) when the hook has a night."""
+        production = _production(self.spec_path, Path(self.spec_path).stat().st_mtime)
+        return for_night(production, self.night) if self.night else production
 
     def ledger_url(self) -> str | None:
         conn = _connection(self.ledger_conn_id)
