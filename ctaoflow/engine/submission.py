@@ -16,13 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ctaoflow.backends.base import BackendError, JobSpec, JobState, JobStatus, SiteConfig
-<<<<<<< HEAD
 from ctaoflow.engine import collection, outbox
-from ctaoflow.engine.context import Context, chunk_jobs, chunk_tasks, event, task_files
-=======
-from ctaoflow.engine import collection
 from ctaoflow.engine.context import Context, batches, chunk_jobs, chunk_tasks, event, task_files
->>>>>>> main
 from ctaoflow.engine.failures import DATA, INFRASTRUCTURE
 from ctaoflow.engine.jobs import TaskInputs, build_job, job_name
 from ctaoflow.engine.ledger import (FileRow, FileStatus, JobRow, JobStatusName, ProductionRow,
