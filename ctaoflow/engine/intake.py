@@ -151,11 +151,11 @@ def _group(ctx: Context, session: Session, row: TransformationRow,
                 for task, ids in zip(tasks, assignments) for file_id in ids)
         for batch in batches(rows):  # bulk UPDATE by primary key (executemany)
             session.execute(update(FileRow), batch)
+        outbox.files(session, row.id, ((task.id, FileStatus.ASSIGNED.value, len(ids))
+                                       for task, ids in zip(tasks, assignments)))
     for value, count in sorted(held.items()):
         event(session, row, "held", f"{count} new input file(s) of {t.grouping.key} {value} "
                                     f"held: {GROUP_HELD}")
-        outbox.files(session, row.id, ((task.id, FileStatus.ASSIGNED.value, len(ids))
-                                       for task, ids in zip(tasks, assignments)))
     if flush and row.status == TransformationStatus.FLUSH.value:
         row.status, row.flush_count = TransformationStatus.ACTIVE.value, row.flush_count + 1
     return tasks
