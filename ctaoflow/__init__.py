@@ -9,10 +9,12 @@ Three wings, each a package:
 - ``ops``: what operators run (actions, audit, report, plan, render).
 
 Beside them: ``catalog`` (embedded, Rucio) and ``backends`` (local, Slurm, HTCondor,
-Kubernetes, simulated), ``settings`` and ``sites`` (configuration), ``runner`` (runs
-one job of an array) and the entry points ``cli`` and ``demo``.
+Kubernetes, simulated), ``monitoring`` (the engine's outbox to OpenSearch, metrics),
+``settings`` and ``sites`` (configuration), ``runner`` (runs one job of an array) and
+the entry points ``cli`` and ``demo``.
 
-Imports run one way: ops -> engine -> spec; catalog and backends import no wing. No
+Imports run one way: ops -> engine -> spec, and monitoring -> engine (no wing imports
+monitoring: the engine only writes outbox rows); catalog and backends import no wing. No
 module of the core imports Airflow; the CLI and the demo reach the Airflow layer
 (``operators/``) only to run a DAG.
 """

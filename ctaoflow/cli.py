@@ -229,7 +229,15 @@ ENVIRONMENT = """environment:
   CTAOFLOW_LEDGER_TIMEOUT  seconds to wait for a locked ledger (default 60)
   AIRFLOW_CONN_CTAOFLOW_LEDGER, AIRFLOW_CONN_CTAOFLOW_CATALOG
                            Airflow connections of the ledger (a SQLAlchemy URL) and of
-                           the Rucio catalog, read by the DAGs (and by demo --full)"""
+                           the Rucio catalog, read by the DAGs (and by demo --full)
+  CTAOFLOW_OPENSEARCH      monitoring's OpenSearch server, http(s)://[user:password@]
+                           host:port; set (or AIRFLOW_CONN_CTAOFLOW_OPENSEARCH), changes
+                           are recorded for it (see `ctaoflow monitoring --help`)
+  CTAOFLOW_MONITORING_BACKLOG
+                           monitoring documents kept at most while OpenSearch is away
+                           (default 1000000)
+  CTAOFLOW_USER            who acts, in the monitoring event of an operator action
+                           (default: the login name)"""
 SPEC_HELP = "the production YAML"
 
 
@@ -317,6 +325,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the previous demo state")
     p.add_argument("--full", action="store_true",
                    help="with the real services: inputs in Rucio, jobs on Slurm")
+    from ctaoflow.monitoring.cli import add_commands as monitoring_commands
+    monitoring_commands(sub, command)
     return top
 
 

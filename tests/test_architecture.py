@@ -7,11 +7,12 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[1] / "ctaoflow"
 MAY_NOT_IMPORT = {  # package -> ctaoflow packages it must not import
-    "spec": {"engine", "ops", "catalog", "backends", "demo", "cli", "sites"},
-    "engine": {"ops", "demo", "cli"},
-    "ops": {"demo", "cli"},
-    "catalog": {"engine", "ops", "backends", "demo", "cli"},
-    "backends": {"engine", "ops", "spec", "catalog", "demo", "cli"},
+    "spec": {"engine", "ops", "catalog", "backends", "demo", "cli", "sites", "monitoring"},
+    "engine": {"ops", "demo", "cli", "monitoring"},
+    "ops": {"demo", "cli", "monitoring"},
+    "catalog": {"engine", "ops", "backends", "demo", "cli", "monitoring"},
+    "backends": {"engine", "ops", "spec", "catalog", "demo", "cli", "monitoring"},
+    "monitoring": {"ops", "demo", "cli"},
 }
 
 

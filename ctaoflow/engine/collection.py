@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ctaoflow.backends.base import BackendError, JobState, JobStatus
 from ctaoflow.catalog.base import OutputFile
+from ctaoflow.engine import outbox
 from ctaoflow.engine.context import Context, chunk_jobs, event, task_files
 from ctaoflow.engine.failures import APPLICATION, DATA, INFRASTRUCTURE, classify
 from ctaoflow.engine.jobs import TaskInputs, planned_outputs
@@ -75,12 +76,15 @@ def job_finished(ctx: Context, session: Session, row: TransformationRow, job: Jo
     if status.state is JobState.DONE:
         job.status, task.status, task.outputs = (JobStatusName.DONE.value,
                                                  TaskStatus.DONE.value, outputs or [])
-        session.execute(update(FileRow).where(FileRow.task_id == task.id)
-                        .values(status=FileStatus.PROCESSED.value))
+        processed = session.execute(update(FileRow).where(FileRow.task_id == task.id)
+                                    .values(status=FileStatus.PROCESSED.value)).rowcount
+        outbox.jobs(session, [job])
+        outbox.files(session, row.id, [(task.id, FileStatus.PROCESSED.value, processed)])
         return None
     job.status = (JobStatusName.KILLED if status.state is JobState.CANCELLED
                   else JobStatusName.FAILED).value
     job.failure_class, decided_by = classify(status, job.log_tail, t.type)
+    outbox.jobs(session, [job])
     detail = f"{status.state.value} exit {status.exit_code} ({decided_by})"
     if status.reason:
         detail += f": {status.reason}"
@@ -110,7 +114,8 @@ def give_up(ctx: Context, session: Session, row: TransformationRow, task: TaskRo
     """
     defaults = ctx.production.defaults
     task.status, task.message = TaskStatus.FAILED.value, f"{failure_class}: {message}"
-    for f in session.scalars(select(FileRow).where(FileRow.task_id == task.id)):
+    files = session.scalars(select(FileRow).where(FileRow.task_id == task.id)).all()
+    for f in files:
         f.error_count += 1
         if failure_class == DATA or (failure_class == APPLICATION
                                      and f.error_count >= defaults.max_reassign):
@@ -119,6 +124,8 @@ def give_up(ctx: Context, session: Session, row: TransformationRow, task: TaskRo
             f.status = FileStatus.MAXRESET.value
         else:
             f.status = FileStatus.UNUSED.value
+    outbox.files(session, row.id, [(task.id, status, count) for status, count
+                                   in Counter(f.status for f in files).items()])
     event(session, row, "task_failed", f"task {task.index}: {task.message}")
 
 

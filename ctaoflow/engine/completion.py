@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ctaoflow.engine import outbox
 from ctaoflow.engine.context import Context, event
 from ctaoflow.engine.intake import parents_complete
 from ctaoflow.engine.ledger import (FileRow, FileStatus, JobRow, ProductionRow, TaskRow,
@@ -64,8 +65,10 @@ def _complete_production(session: Session, production_id: int) -> None:
                                    .where(TransformationRow.production_id == production_id)))
     statuses.discard(TransformationStatus.REMOVED.value)
     if production.status in ("Active", "Completed"):
-        production.status = ("Completed" if statuses == {TransformationStatus.COMPLETED.value}
-                             else "Active")
+        status = "Completed" if statuses == {TransformationStatus.COMPLETED.value} else "Active"
+        if status != production.status:
+            outbox.production(session, production_id, status)
+        production.status = status
 
 
 def _counts(session: Session, row: TransformationRow) -> Counts:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ctaoflow.backends.base import Backend, SiteConfig
 from ctaoflow.catalog.base import Catalog
-from ctaoflow.engine import versions
+from ctaoflow.engine import outbox, versions
 from ctaoflow.engine.ledger import (EventRow, FileRow, JobRow, JobStatusName, ProductionRow,
                                     TaskRow, TaskStatus, TransformationRow,
                                     TransformationStatus)
@@ -98,9 +98,12 @@ class Context:
         return self.backend_for(self.sites[site])
 
 
-def event(session: Session, row: TransformationRow | None, kind: str, message: str) -> None:
-    session.add(EventRow(transformation_id=row.id if row else None, kind=kind,
-                         message=message))
+def event(session: Session, row: TransformationRow | None, kind: str, message: str,
+          user: str | None = None) -> None:
+    """An event row (and its monitoring document; ``user`` for an operator action)."""
+    added = EventRow(transformation_id=row.id if row else None, kind=kind, message=message)
+    session.add(added)
+    outbox.event(session, added, user)
 
 
 def chunk_tasks(row: TransformationRow, chunk: int, status: TaskStatus) -> Select:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ctaoflow.catalog.base import CatalogFile
+from ctaoflow.engine import outbox
 from ctaoflow.engine.context import BATCH, Context, batches, event
 from ctaoflow.engine.grouping import plugin
 from ctaoflow.engine.ledger import (FileRow, FileStatus, TaskRow, TaskStatus,
@@ -110,6 +111,7 @@ def _intake(ctx: Context, session: Session, row: TransformationRow, t: Transform
     after = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
     if after > before:
         event(session, row, "intake", f"{after - before} new input files")
+        outbox.files(session, row.id, [(None, FileStatus.UNUSED.value, after - before)])
     return after - before
 
 
@@ -149,6 +151,8 @@ def _group(ctx: Context, session: Session, row: TransformationRow,
                 for task, ids in zip(tasks, assignments) for file_id in ids)
         for batch in batches(rows):  # bulk UPDATE by primary key (executemany)
             session.execute(update(FileRow), batch)
+        outbox.files(session, row.id, ((task.id, FileStatus.ASSIGNED.value, len(ids))
+                                       for task, ids in zip(tasks, assignments)))
     for value, count in sorted(held.items()):
         event(session, row, "held", f"{count} new input file(s) of {t.grouping.key} {value} "
                                     f"held: {GROUP_HELD}")

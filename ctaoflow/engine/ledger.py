@@ -20,7 +20,8 @@ from typing import Any, Iterable
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text,
                         UniqueConstraint, create_engine, event, exc)
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import (DeclarativeBase, Mapped, Session, mapped_column, relationship,
+                            sessionmaker)
 
 from ctaoflow import settings
 
@@ -159,6 +160,26 @@ class EventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OutboxRow(Base):
+    """A change waiting to be sent to monitoring (``ctaoflow.engine.outbox``): a pointer to
+    the ledger row it is about, written in the change's own transaction, deleted once
+    OpenSearch has acknowledged its document."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
+    kind: Mapped[str] = mapped_column(String(16))  # job, file, event, production
+    production_id: Mapped[int | None] = mapped_column(Integer)
+    transformation_id: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    event: Mapped[EventRow | None] = relationship()
+    status: Mapped[str | None] = mapped_column(String(16))
+    count: Mapped[int | None] = mapped_column(Integer)
+    user: Mapped[str | None] = mapped_column(String(64))  # who, for an operator action
 
 
 class NightStatus(str, enum.Enum):

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ctaoflow.backends.base import BackendError, JobSpec, JobState, JobStatus, SiteConfig
-from ctaoflow.engine import collection
+from ctaoflow.engine import collection, outbox
 from ctaoflow.engine.context import Context, batches, chunk_jobs, chunk_tasks, event, task_files
 from ctaoflow.engine.failures import DATA, INFRASTRUCTURE
 from ctaoflow.engine.jobs import TaskInputs, build_job, job_name
@@ -157,6 +157,7 @@ def _revive(session: Session, row: TransformationRow, chunk: int) -> None:
             task.status, task.attempts = TaskStatus.CREATED.value, 0
             for f in files:
                 f.status = FileStatus.ASSIGNED.value
+            outbox.files(session, row.id, [(task.id, FileStatus.ASSIGNED.value, len(files))])
             event(session, row, "revive", f"task {task.index}: failed task run again")
 
 
@@ -222,6 +223,7 @@ def _send(ctx: Context, name: str, chunk: int) -> None:
             for job in site_jobs:
                 job.backend_id, job.status, job.submitted_at = (
                     ids[job.name], JobStatusName.SUBMITTED.value, submitted_at)
+            outbox.jobs(session, site_jobs)
             if fresh:
                 event(session, row, "submit", f"{len(fresh)} jobs submitted to {site}")
             session.commit()

@@ -9,6 +9,8 @@ by the CLI; the UI plugin calls the same functions.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,8 +19,10 @@ from typing import Iterable, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ctaoflow.engine import outbox
+from ctaoflow.engine.context import event
 from ctaoflow.engine.ledger import (EventRow, FileRow, FileStatus, JobRow, ProductionRow,
-                             TransformationRow, TransformationStatus, session_factory)
+                                    TransformationRow, TransformationStatus, session_factory)
 from ctaoflow.spec.model import Production
 
 
@@ -91,8 +95,18 @@ def _transaction(sessions: sessionmaker | None, dry_run: bool) -> Iterator[Sessi
 
 def _event(session: Session, row: TransformationRow | None, kind: str, message: str,
            user: str | None, reason: str | None) -> None:
-    session.add(EventRow(transformation_id=row.id if row else None, kind=kind,
-                         message=signed(message, user, reason)))
+    """The action's event, signed with who and why (and its monitoring document)."""
+    who = user or _user()
+    event(session, row, kind, signed(message, who, reason), user=who)
+
+
+def _user() -> str:
+    """Who acts when no one is named: ``$CTAOFLOW_USER`` (set by a UI or service acting for
+    someone), else the login name."""
+    try:
+        return os.environ.get("CTAOFLOW_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return UNKNOWN_USER
 
 
 def reset(production: Production, transformation: str | None = None, site: str | None = None,
@@ -138,6 +152,7 @@ def reset(production: Production, transformation: str | None = None, site: str |
                 note = f" (forced: {forced} of them were Processed)" if forced else ""
                 _event(session, row, "reset", f"{count} files reset to Unused by hand{note}",
                        user, reason)
+                outbox.files(session, row.id, [(None, FileStatus.UNUSED.value, count)])
             if row.status == TransformationStatus.COMPLETED.value and count:
                 row.status = TransformationStatus.ACTIVE.value
             total += count
@@ -189,7 +204,10 @@ def _set_status(production: Production, status: TransformationStatus, label: str
                        user, reason)
                 row.status = status.value
                 changed += 1
-        session.get(ProductionRow, rows[0].production_id).status = label
+        production_row = session.get(ProductionRow, rows[0].production_id)
+        if production_row.status != label:
+            outbox.production(session, production_row.id, label)
+        production_row.status = label
         return changed
 
 
@@ -269,9 +287,8 @@ def history(production: Production, sessions: sessionmaker | None = None,
                                        EventRow.message.like("% [by %]"))
             .order_by(EventRow.id.desc()).limit(limit)).all()
     actions = []
-    for event, name in found:
-        if signed_by := _SIGNATURE.search(event.message):
-            actions.append(Action(event.at, name, event.kind,
-                                  event.message[:signed_by.start()], signed_by["user"],
-                                  signed_by["reason"]))
+    for row, name in found:
+        if signed_by := _SIGNATURE.search(row.message):
+            actions.append(Action(row.at, name, row.kind, row.message[:signed_by.start()],
+                                  signed_by["user"], signed_by["reason"]))
     return actions

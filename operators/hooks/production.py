@@ -88,6 +88,8 @@ class ProductionHook(BaseHook):
         return EmbeddedCatalog(settings.home() / "catalog")
 
     def engine(self) -> Engine:
+        from operators.hooks import monitoring
+        monitoring.start(self.ledger_url())  # when the ctaoflow_opensearch connection exists
         return Engine(self.production(), self.catalog(), load_sites(), backend_for,
                       ledger_url=self.ledger_url())
 
