@@ -2,7 +2,8 @@
 
 Polling is shared: every JobsTrigger of a triggerer process watching the same site
 registers its job ids with one ``SitePoller``, which asks the batch system about all of
-them in one call per cycle (one ``squeue`` per site, however many chunks wait).
+them in one call per cycle (one ``squeue`` per site, however many chunks wait), and
+times it (``ctaoflow.poll.latency.<site>`` through Airflow's metrics).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any, AsyncIterator
 
+from airflow.sdk.observability.stats import Stats
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ctaoflow.backends import BackendError, JobStatus, SiteConfig
+from ctaoflow.monitoring.metrics import poll_latency
 from operators.hooks.production import backend_for
 
 log = logging.getLogger(__name__)
@@ -66,7 +70,9 @@ class SitePoller:
             if ids:
                 try:
                     backend = backend or await asyncio.to_thread(backend_for, self.site)
+                    started = time.monotonic()
                     self.statuses.update(await asyncio.to_thread(backend.poll, ids))
+                    poll_latency(Stats, self.site.name, time.monotonic() - started)
                     self.polls += 1
                 except BackendError as exc:  # the batch system is down: try again next cycle
                     log.warning("%s; polling again in %.0f s", exc, self.interval)

@@ -80,3 +80,22 @@ def test_an_unexpected_poll_error_is_retried_not_a_hang(tmp_path: Path) -> None:
                                             jobs={"FLAKY": ids}, poll_interval=0.01)]))
     assert {s["state"] for s in event["statuses"]["FLAKY"].values()} == {"DONE"}
     assert len(CountingBackend.polls["FLAKY"]) == 3  # failed, then polled until done
+
+
+def test_each_poll_of_a_site_is_timed_as_an_airflow_metric(tmp_path: Path, monkeypatch) -> None:
+    import operators.triggers
+
+    timings: list[tuple[str, float]] = []
+
+    class Recorder:
+        @staticmethod
+        def timing(name: str, value) -> None:
+            timings.append((name, value.total_seconds()))
+
+    monkeypatch.setattr(operators.triggers, "Stats", Recorder)
+    a = site(tmp_path, "CSCS.site")
+    triggers = [JobsTrigger(sites={"CSCS.site": a.to_dict()}, jobs={"CSCS.site": ids},
+                            poll_interval=0.01) for ids in chunks(a, 2, 3)]
+    asyncio.run(fire(triggers))
+    assert [name for name, _ in timings] == ["ctaoflow.poll.latency.CSCS_site"] * 3
+    assert all(0 <= seconds < 5 for _, seconds in timings)
