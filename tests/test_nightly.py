@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from ctaoflow.engine import nights, summarize
 from ctaoflow.engine.ledger import EventRow, session_factory
+from ctaoflow.spec import nights as nights_spec
 from ctaoflow.spec.nights import for_night, ledger_name, night_key, night_of
 from ctaoflow.spec.query import Query
 from ctaoflow.spec.validation import load_production, validate_files
@@ -40,7 +41,10 @@ def test_the_night_fills_queries_names_and_paths() -> None:
     assert night.transformation("night_check").outputs[0].name == "check_20261201.txt"
     assert night.nightly.complete_when.run_summary == {"datatype": "run_summary",
                                                        "night": "20261201"}
-    assert "{{night}}" not in str(night)  # a literal brace would stay literal
+    # a format spec is applied; a literal brace ({{night}}) stays literal
+    assert nights_spec._fill("{night:>10}|{{night}}|{version}", {"night": "20261201",
+                                                                 "version": "v1"}) \
+        == "  20261201|{{night}}|v1"
     assert night_of("2026-12-01") == "20261201" and night_key("20261201") == "2026-12-01"
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         night_of("yesterday")

@@ -19,7 +19,8 @@ from ctaoflow.spec.model import Production
 from ctaoflow.spec.nights import for_night, night_key
 
 
-def night_status(production: Production, night: str, ledger_url: str | None = None) -> dict[str, Any]:
+def night_status(production: Production, night: str,
+                 ledger_url: str | None = None) -> dict[str, Any]:
     """The night's raw-data status and, per run and stage, processed / total input files."""
     assert production.nightly is not None
     of_night = for_night(production, night)

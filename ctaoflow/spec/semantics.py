@@ -13,7 +13,7 @@ from ctaoflow.spec.chaining import StaticMetadata
 from ctaoflow.spec.layout import PRODUCTION_TASKS
 from ctaoflow.spec.messages import ErrorReport, Suggestions
 from ctaoflow.spec.model import Production, Transformation
-from ctaoflow.spec.placeholders import PlaceholderChecks
+from ctaoflow.spec.placeholders import PlaceholderChecks, names_in
 from ctaoflow.spec.query import Query
 from ctaoflow.spec.yamlio import KeyPath
 
@@ -284,7 +284,7 @@ class Semantics(PlaceholderChecks):
                 key, _, message = str(exc).partition(": ")
                 self.error(where + (key,), message, True)
                 continue
-            if "{night}" not in repr(query):
+            if not any("night" in names_in(str(value)) for value in query.values()):
                 self.error(where, "selects every night's files; add the night, e.g. "
                                   "night: '{night}'", True)
 
