@@ -21,6 +21,7 @@ from ctaoflow.engine.versions import SpecChangeRefused
 from ctaoflow.ops import report
 from ctaoflow.spec.nights import night_of
 from operators.hooks.production import ProductionHook
+from operators.links import ChunkLink, ProductionLink
 from operators.triggers import JobsTrigger
 
 
@@ -56,8 +57,10 @@ class ProductionOperator(BaseOperator):
         self.transformation = transformation
 
     def hook(self, context: Context) -> ProductionHook:
-        """The production's hook; of this run's night in a nightly production."""
-        return ProductionHook(self.spec_path, night=run_night(context, self.spec_path))
+        """The production's hook; of this run's night in a nightly production (recorded in
+        ``night`` for the extra links)."""
+        self.night = run_night(context, self.spec_path)
+        return ProductionHook(self.spec_path, night=self.night)
 
 
 def run_night(context: Context, spec_path: str) -> str | None:
@@ -127,6 +130,7 @@ class RunChunkOperator(ProductionOperator):
     """
 
     ui_color = "#f0e4d6"
+    operator_extra_links = (ChunkLink(),)
 
     def __init__(self, *, chunk: int, poll_interval: float = 5.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -184,11 +188,22 @@ class FinalizeTransformationOperator(ProductionOperator):
 
 
 class ProductionReportOperator(ProductionOperator):
-    """Logs the production's report: counts, top errors, files that need a person."""
+    """Logs the production's report and the link to its page; fails, so that the run is
+    not green, while files of the production need a person."""
+
+    operator_extra_links = (ProductionLink(),)
 
     def execute(self, context: Context) -> None:
         production = self.hook(context).production()
-        self.log.info("\n%s", report.as_text(report.build(production, self.spec_path, top=3)))
+        built = report.build(production, self.spec_path, top=3)
+        page = ProductionLink().get_link(self, ti_key=context["ti"])
+        self.log.info("\n%s\n\nThe production's page: %s", report.as_text(built), page)
+        if built.needs_a_person:
+            stuck = sum(n for counts in built.needs_a_person.values() for n in counts.values())
+            raise AirflowFailException(
+                f"{stuck} file(s) need a person ({', '.join(built.needs_a_person)}): see "
+                f"{page} or reset them (ctaoflow reset {self.spec_path} --status Problematic "
+                "MaxReset)")
 
 
 class WatcherOperator(BaseOperator):

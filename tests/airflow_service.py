@@ -57,7 +57,7 @@ class AirflowCluster:
             "CTAOFLOW_SITES": str(home / "sites.yaml"),  # read at run time: tests may rewrite it
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin,viewer:viewer",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "8",
@@ -93,13 +93,17 @@ class AirflowCluster:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
 
-    def token(self) -> str:
-        """A JWT for the ``operator`` user of the simple auth manager."""
-        passwords = json.loads((self.home / "airflow" /
-                                "simple_auth_manager_passwords.json.generated").read_text())
+    def password(self, user: str = "operator") -> str:
+        """The generated password of a user of the simple auth manager (``operator`` is
+        an admin, ``viewer`` may only read)."""
+        return json.loads((self.home / "airflow" /
+                           "simple_auth_manager_passwords.json.generated").read_text())[user]
+
+    def token(self, user: str = "operator") -> str:
+        """A JWT for ``user``."""
         request = urllib.request.Request(
             f"{self.api}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-            data=json.dumps({"username": "operator", "password": passwords["operator"]}).encode())
+            data=json.dumps({"username": user, "password": self.password(user)}).encode())
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["access_token"]
 

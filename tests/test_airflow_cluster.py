@@ -51,25 +51,3 @@ def test_demo_survives_a_killed_triggerer_and_api_server(airflow_cluster) -> Non
     assert all(j.attempt == 1 and j.status == "Done" for j in jobs)
     assert len({j.name for j in jobs}) == len(jobs) == sum(
         s["jobs"]["Done"] for s in summary.values())
-
-
-@pytest.mark.airflow
-def test_productions_page_needs_airflow_auth(airflow_cluster) -> None:
-    import json
-    import urllib.error
-    import urllib.request
-
-    cluster = airflow_cluster
-    shutil.copy(DEMO, cluster.productions / "demo.yaml")
-    url = f"{cluster.api}/ctaoflow/api/productions/demo"
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(url, timeout=30)
-    assert refused.value.code in (401, 403)
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {cluster.token()}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        summary = json.loads(response.read())
-    assert set(summary) == {t.name for t in load_production(DEMO).transformations}
-    page = urllib.request.Request(f"{cluster.api}/ctaoflow/productions",
-                                  headers={"Authorization": f"Bearer {cluster.token()}"})
-    with urllib.request.urlopen(page, timeout=30) as response:
-        assert "process_gamma" in response.read().decode()

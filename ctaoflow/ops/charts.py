@@ -107,3 +107,61 @@ def time_bins(events: list[tuple[dt.datetime, str]], most: int = 24) -> Counts:
         row = bins[labels[int((t - origin) // width)]]
         row[key] = row.get(key, 0) + 1
     return bins
+
+
+STATUS_COLOURS = {"New": "#e2e2e2", "Active": "#5b8fd6", "Flush": "#a9c6ee",
+                  "Stopped": "#e8a33d", "Completed": "#3c9a5f", "Removed": "#b0b7c0",
+                  "Problems": "#d9534f"}
+
+
+def graph(nodes: list[tuple[str, list[str]]], status: dict[str, str],
+          links: dict[str, str] | None = None, width: int = 960) -> str:
+    """The transformation graph left to right: ``nodes`` (name, parents) parents first,
+    one column per wave, each box coloured by ``status[name]`` and linked to
+    ``links[name]`` when given."""
+    wave: dict[str, int] = {}
+    for name, parents in nodes:
+        wave[name] = 1 + max((wave[p] for p in parents if p in wave), default=-1)
+    columns: dict[int, list[str]] = {}
+    for name, _ in nodes:
+        columns.setdefault(wave[name], []).append(name)
+    box_w, box_h, gap_x, gap_y, top = 170, 34, 50, 14, 36
+    width = max(width, len(columns) * (box_w + gap_x))
+    height = top + max(len(c) for c in columns.values()) * (box_h + gap_y) + 24
+    at = {name: (x * (box_w + gap_x), top + y * (box_h + gap_y))
+          for x, names in columns.items() for y, name in enumerate(names)}
+    parts = [f'<text x="0" y="12" {FONT} font-weight="bold">Transformations</text>',
+             _legend([s for s in STATUS_COLOURS if s in set(status.values())], 18)]
+    for name, parents in nodes:
+        x, y = at[name]
+        parts += [f'<line x1="{at[p][0] + box_w}" y1="{at[p][1] + box_h / 2}" x2="{x}" '
+                  f'y2="{y + box_h / 2}" stroke="#888"/>' for p in parents if p in at]
+    for name, _ in nodes:
+        (x, y), state = at[name], status.get(name, "New")
+        box = (f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="5" '
+               f'fill="{STATUS_COLOURS.get(state, "#888888")}" data-status="{escape(state)}">'
+               f'<title>{escape(name)}: {escape(state)}</title></rect>'
+               f'<text x="{x + 6}" y="{y + 21}" {FONT}>{escape(name[:26])}</text>')
+        href = (links or {}).get(name)
+        parts.append(f'<a href="{escape(href)}">{box}</a>' if href else box)
+    return _svg("Transformations", width, height, parts)
+
+
+def cumulative(title: str, events: list[tuple[dt.datetime, str]], key: str,
+               width: int = 640, height: int = 200) -> str:
+    """The running total of ``key`` events over time (UTC): a production's progress."""
+    times = sorted(t for t, k in events if k == key)
+    bottom, left = height - 30, 40
+    parts = [f'<text x="0" y="12" {FONT} font-weight="bold">{escape(title)}</text>',
+             f'<line x1="{left}" y1="{bottom}" x2="{width}" y2="{bottom}" stroke="#444"/>']
+    if times:
+        span = max((times[-1] - times[0]).total_seconds(), 1.0)
+        points = " ".join(
+            f"{left + (t - times[0]).total_seconds() / span * (width - left - 10):.1f},"
+            f"{bottom - (i + 1) / len(times) * (bottom - 30):.1f}" for i, t in enumerate(times))
+        parts += [f'<polyline points="{points}" fill="none" stroke="{_colour(key)}" '
+                  f'stroke-width="2" data-count="{len(times)}"/>',
+                  f'<text x="{left}" y="{bottom + 14}" {FONT}>{times[0]:%m-%d %H:%M}</text>',
+                  f'<text x="{width - 70}" y="{bottom + 14}" {FONT}>{times[-1]:%m-%d %H:%M}</text>',
+                  f'<text x="0" y="34" {FONT}>{len(times)}</text>']
+    return _svg(title, width, height, parts)
