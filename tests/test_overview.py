@@ -79,16 +79,22 @@ def test_pages_show_the_numbers_and_hide_actions_from_readers(failing) -> None:
 
 
 def test_ui_actions_preview_then_act_and_are_signed(failing) -> None:
-    preview = perform(failing, ActionRequest(action="reset", reason="disk fixed"), "alice")
+    preview = perform(failing, ActionRequest(action="reset", reason="disk fixed"), "alice",
+                      list)
     assert preview["count"] == 5 and preview["message"].startswith("would reset 5")
     with session_factory()() as session:  # a preview changes nothing
         assert len(session.scalars(select(FileRow).filter_by(status="Problematic")).all()) == 5
     done = perform(failing, ActionRequest(action="reset", reason="disk fixed", dry_run=False),
-                   "alice")
+                   "alice", list)
     assert done["count"] == 5 and not done["dry_run"]
     (action,) = history(failing)
     assert (action.user, action.reason, action.kind) == ("alice", "disk fixed", "reset")
     with pytest.raises(OperationError, match="sticky"):
-        perform(failing, ActionRequest(action="reset", statuses=["Processed"]), "alice")
+        perform(failing, ActionRequest(action="reset", statuses=["Processed"]), "alice", list)
     with pytest.raises(OperationError, match="choose a transformation"):
-        perform(failing, ActionRequest(action="flush"), "alice")
+        perform(failing, ActionRequest(action="flush"), "alice", list)
+    audited = perform(failing, ActionRequest(action="audit", reason="weekly", dry_run=False),
+                      "bob", lambda: ["task 3: job lost"])
+    assert audited["message"] == "audit: 1 discrepancies"
+    assert [(a.kind, a.user, a.what) for a in history(failing)][0] == (
+        "audit", "bob", "audited: 1 discrepancies")

@@ -40,7 +40,7 @@ transformations:
     input: {{query: {{data_level: DL0, particle: gamma}}}}
     grouping: {{plugin: standard, group_size: 2}}
     job:
-      command: [sh, -c, 'test -e {flag} && exit 3; echo ok > "$0"', "{{output}}", "{{input}}"]
+      command: [sh, -c, 'test -e {flag} && {{{{ echo "ERROR: cannot write, disk full" >&2; exit 3; }}}}; echo ok > "$0"', "{{output}}", "{{input}}"]
     outputs: [{{name: "out_{{task:04d}}.txt"}}]
 """
 
@@ -109,7 +109,10 @@ def test_list_page_shows_the_ledgers_numbers(ui, chromium) -> None:
     driver = login(chromium, cluster, "operator")
     driver.get(f"{cluster.api}/plugin/ctaoflow")  # the page inside Airflow's own shell
     WebDriverWait(driver, 30).until(
-        expected_conditions.presence_of_element_located((By.TAG_NAME, "iframe")))
+        expected_conditions.frame_to_be_available_and_switch_to_it((By.TAG_NAME, "iframe")))
+    WebDriverWait(driver, 30).until(
+        expected_conditions.presence_of_element_located((By.ID, "productions")))
+    driver.switch_to.default_content()
     driver.save_screenshot(str(SHOTS / "airflow-nav-productions.png"))
     driver.get(f"{cluster.api}/ctaoflow/productions")
     rows = {r.get_attribute("data-name"): r

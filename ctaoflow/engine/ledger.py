@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text,
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint, create_engine, event, exc)
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.orm import (DeclarativeBase, Mapped, Session, mapped_column, relationship,
@@ -105,7 +105,8 @@ class TransformationRow(Base):
 
 class FileRow(Base):
     __tablename__ = "files"
-    __table_args__ = (UniqueConstraint("transformation_id", "lfn"),)
+    __table_args__ = (UniqueConstraint("transformation_id", "lfn"),
+                      Index("ix_files_transformation_status", "transformation_id", "status"))
     id: Mapped[int] = mapped_column(primary_key=True)
     transformation_id: Mapped[int] = mapped_column(ForeignKey("transformations.id"), index=True)
     lfn: Mapped[str] = mapped_column(String(1024))
@@ -140,7 +141,8 @@ class JobRow(Base):
     name: Mapped[str] = mapped_column(String(256), unique=True)
     site: Mapped[str] = mapped_column(String(64))
     backend_id: Mapped[str | None] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default=JobStatusName.SUBMITTING.value)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatusName.SUBMITTING.value,
+                                        index=True)
     state: Mapped[str | None] = mapped_column(String(16))  # the backend's final state
     exit_code: Mapped[int | None] = mapped_column(Integer)
     failure_class: Mapped[str | None] = mapped_column(String(16))
@@ -156,7 +158,8 @@ class EventRow(Base):
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=now)
-    transformation_id: Mapped[int | None] = mapped_column(ForeignKey("transformations.id"))
+    transformation_id: Mapped[int | None] = mapped_column(ForeignKey("transformations.id"),
+                                                          index=True)
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -22,10 +22,11 @@ def _colour(key: str) -> str:
     return COLOURS.get(key, "#888888")
 
 
-def _legend(keys: list[str], y: int) -> str:
+def _legend(keys: list[str], y: int, colours: dict[str, str] = COLOURS) -> str:
     items, x = [], 0
     for key in keys:
-        items.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{_colour(key)}"/>'
+        items.append(f'<rect x="{x}" y="{y}" width="10" height="10" '
+                     f'fill="{colours.get(key, "#888888")}"/>'
                      f'<text x="{x + 14}" y="{y + 9}" {FONT}>{escape(key)}</text>')
         x += 24 + 7 * len(key)
     return "".join(items)
@@ -131,7 +132,8 @@ def graph(nodes: list[tuple[str, list[str]]], status: dict[str, str],
     at = {name: (x * (box_w + gap_x), top + y * (box_h + gap_y))
           for x, names in columns.items() for y, name in enumerate(names)}
     parts = [f'<text x="0" y="12" {FONT} font-weight="bold">Transformations</text>',
-             _legend([s for s in STATUS_COLOURS if s in set(status.values())], 18)]
+             _legend([s for s in STATUS_COLOURS if s in set(status.values())], 18,
+                     STATUS_COLOURS)]
     for name, parents in nodes:
         x, y = at[name]
         parts += [f'<line x1="{at[p][0] + box_w}" y1="{at[p][1] + box_h / 2}" x2="{x}" '
@@ -164,4 +166,6 @@ def cumulative(title: str, events: list[tuple[dt.datetime, str]], key: str,
                   f'<text x="{left}" y="{bottom + 14}" {FONT}>{times[0]:%m-%d %H:%M}</text>',
                   f'<text x="{width - 70}" y="{bottom + 14}" {FONT}>{times[-1]:%m-%d %H:%M}</text>',
                   f'<text x="0" y="34" {FONT}>{len(times)}</text>']
+    else:
+        parts.append(f'<text x="{left}" y="{bottom / 2}" {FONT}>no job {escape(key)} yet</text>')
     return _svg(title, width, height, parts)

@@ -56,7 +56,7 @@ def _rows(session: Session, production: Production,
 # its columns, so ledgers created by any earlier ctaoflow open and record actions as is.
 _SIGNATURE = re.compile(r" \[by (?P<user>[^;\]]*)(?:; why: (?P<reason>.*))?\]$", re.DOTALL)
 UNKNOWN_USER = "unknown"
-ACTION_KINDS = ("reset", "flush", "status", "extend", "accept")
+ACTION_KINDS = ("reset", "flush", "status", "extend", "accept", "audit")
 REASON_LIMIT = 500
 
 RESETTABLE = (FileStatus.UNUSED.value, FileStatus.PROBLEMATIC.value, FileStatus.MAXRESET.value)
@@ -261,6 +261,16 @@ def accept(production: Production, reason: str, sessions: sessionmaker | None = 
         _event(session, _rows(session, production)[0], "accept",
                f"spec version {version.version} accepted ({changes})", user, reason)
         return version.version, changes
+
+
+def record_audit(production: Production, problems: list[str],
+                 sessions: sessionmaker | None = None, *, user: str | None = None,
+                 reason: str | None = None) -> None:
+    """Record that someone audited the production, and what the audit found."""
+    with _transaction(sessions, False) as session:
+        found = f"{len(problems)} discrepancies" if problems else "clean"
+        _event(session, _rows(session, production)[0], "audit", f"audited: {found}", user,
+               reason)
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,9 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
             report.failures[(job.site, job.failure_class)] += 1
             groups.setdefault((job.failure_class, _signature(job)), []).append(job)
         for (cls, signature), jobs in sorted(groups.items(), key=lambda g: -len(g[1]))[:top]:
-            tail = "\n".join(redact(jobs[-1].log_tail or jobs[-1].reason).splitlines()[-6:])
+            last = jobs[-1]
+            tail = "\n".join(redact(last.log_tail or last.reason).splitlines()[-6:]) or (
+                f"(the job's log is empty) {last.state}, exit code {last.exit_code}")
             report.errors.append(ErrorGroup(cls, signature, len(jobs), jobs[-1].name, tail))
         for row_id, name in rows.items():
             stuck = Counter(session.scalars(select(FileRow.status).where(

@@ -4,14 +4,14 @@ action will touch, the confirmed call does it and records who and why."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
 
 from ctaoflow.ops import operations
 from ctaoflow.spec.model import Production
 
-ActionName = Literal["reset", "flush", "stop", "start", "extend"]
+ActionName = Literal["reset", "flush", "stop", "start", "extend", "audit"]
 
 
 class ActionRequest(BaseModel):
@@ -30,11 +30,23 @@ class ActionRequest(BaseModel):
     runs: int = 0
 
 
-def perform(production: Production, request: ActionRequest, user: str) -> dict:
-    """Run (or dry-run) the action; returns what it touches, in one sentence too."""
+def perform(production: Production, request: ActionRequest, user: str,
+            audit: Callable[[], list[str]]) -> dict:
+    """Run (or dry-run) the action; returns what it touches, in one sentence too.
+    ``audit`` reconciles the production with its catalog and batch systems."""
     common = {"user": user, "reason": request.reason or None, "dry_run": request.dry_run}
     would = "would " if request.dry_run else ""
-    if request.action == "reset":
+    problems: list[str] = []
+    if request.action == "audit":
+        if not request.dry_run:
+            problems = audit()
+            operations.record_audit(production, problems, user=user,
+                                    reason=request.reason or None)
+        count = len(problems)
+        message = ("would audit the ledger against the catalog and the batch systems "
+                   "(reads only)" if request.dry_run else
+                   f"audit: {count} discrepancies" if problems else "audit clean")
+    elif request.action == "reset":
         count = operations.reset(
             production, request.transformation, request.site, request.failure_class,
             tuple(request.statuses), lfns=request.lfns, force=request.force, **common)
@@ -55,7 +67,7 @@ def perform(production: Production, request: ActionRequest, user: str) -> dict:
         count = operations.extend(production, _named(request), request.runs, **common)
         message = f"{would}extend {request.transformation} to {count} runs"
     return {"action": request.action, "dry_run": request.dry_run, "count": count,
-            "message": message}
+            "message": message, "problems": problems}
 
 
 def _named(request: ActionRequest) -> str:

@@ -19,14 +19,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ctaoflow.engine.ledger import LedgerError, session_factory
 from ctaoflow.ops import overview, report
+from ctaoflow.ops.audit import audit as audit_production
 from ctaoflow.ops.night import night_status
 from ctaoflow.ops.operations import OperationError
 from ctaoflow.settings import CONFIG_DIR
+from ctaoflow.sites import load_sites
 from ctaoflow.spec.cache import load_production
 from ctaoflow.spec.graph import topological_order
 from ctaoflow.spec.model import Production
 from ctaoflow.spec.nights import for_night, night_of
 from ctaoflow.spec.validation import SpecError
+
+from operators.hooks.production import ProductionHook, backend_for
 
 from . import access, pages
 from .actions import ActionRequest, perform
@@ -185,13 +189,18 @@ def chunk_page(request: Request, dag_id: str, transformation: str, chunk: int,
 
 @app.post("/api/productions/{dag_id}/actions", dependencies=access.edit)
 def act(dag_id: str, body: ActionRequest, user: access.User) -> dict[str, Any]:
-    """Reset, flush, stop, start or extend, as the CLI does: ``dry_run`` (the default)
+    """Reset, flush, stop, start, extend or audit, as the CLI does: ``dry_run`` (the default)
     says what it would touch; the real call records the Airflow user and the reason."""
     if not body.dry_run and not body.reason.strip():
         raise HTTPException(422, "say why: an action is recorded with its reason")
-    production = _production(dag_id, body.night)[1]
+    path, production = _production(dag_id, body.night)
+
+    def audit() -> list[str]:
+        return audit_production(production, ProductionHook(str(path)).catalog(), load_sites(),
+                                backend_for, sessions())
+
     try:
-        return perform(production, body, user.get_name())
+        return perform(production, body, user.get_name(), audit)
     except OperationError as exc:
         raise HTTPException(409, str(exc)) from None
 

@@ -74,7 +74,8 @@ document.getElementById('preview').addEventListener('click', async () => {
  out.textContent = seen.message;
  if (window.confirm('This will ' + seen.message.replace(/^would /, '') + '. Go on?')) {
   const done = await send(false);
-  out.textContent = done.error ? 'refused: ' + done.error : 'done: ' + done.message;
+  out.textContent = done.error ? 'refused: ' + done.error
+   : 'done: ' + [done.message, ...(done.problems || [])].join('\n');
   if (!done.error) setTimeout(() => location.reload(), 800);
  } });
 """
@@ -255,7 +256,7 @@ def _actions(root: str, dag_id: str, night: str | None, transformations: list[st
              report: Report, can_edit: bool, token: str) -> str:
     if not can_edit:
         return ("<h2>Actions</h2><p id='no-actions'>You may look but not act: the actions "
-                "(reset, flush, stop, start, extend) need edit permission on this DAG.</p>")
+                "(reset, flush, stop, start, extend, audit) need edit permission on this DAG.</p>")
     options = "".join(f"<option>{e(t)}</option>" for t in transformations)
     sites = "".join(f"<option>{e(s)}</option>" for s in sorted(report.jobs_by_site))
     classes = "".join(f"<option>{e(c)}</option>"
@@ -265,7 +266,8 @@ def _actions(root: str, dag_id: str, night: str | None, transformations: list[st
         f"data-url='{root}/api/productions/{quote(dag_id)}/actions' data-token='{e(token)}' "
         f"data-night='{e(night or '')}'>"
         "<select name='action'><option>reset</option><option>flush</option>"
-        "<option>stop</option><option>start</option><option>extend</option></select>"
+        "<option>stop</option><option>start</option><option>extend</option><option>audit</option>"
+        "</select>"
         f"<select name='transformation'><option value=''>every transformation</option>"
         f"{options}</select><select name='site'><option value=''>any site</option>{sites}"
         f"</select><select name='failure_class'><option value=''>any failure class</option>"
@@ -314,6 +316,9 @@ def task_page(root: str, dag_id: str, night: str | None, task: dict[str, Any]) -
         + (f"<tr><td></td><td colspan='7'>{e(j['reason'])}<pre>{e(j['log'])}</pre></td></tr>"
            if j["log"] or j["reason"] else "") for j in task["jobs"])
     outputs = "".join(f"<li>{e(lfn)}</li>" for lfn in task["outputs"]) or "<li>none yet</li>"
+    if not files:
+        files = ("<tr><td colspan='3'>none now: its files were reset and went to other tasks"
+                 "</td></tr>")
     chunk = (f"{root}/productions/{quote(dag_id)}/chunks/{quote(task['transformation'])}/"
              f"{task['chunk']}" + (f"?night={night}" if night else ""))
     body = (f"<h1>Task {task['index']} of {e(task['transformation'])} {_badge(task['status'])}"
