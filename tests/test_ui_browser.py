@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -139,7 +140,12 @@ def test_reset_from_the_ui_then_the_next_run_processes_the_files(ui, chromium) -
     driver.save_screenshot(str(SHOTS / "production-ui_failing.png"))
     driver.find_element(By.NAME, "reason").send_keys("disk cleaned")
     driver.find_element(By.ID, "preview").click()
-    alert = WebDriverWait(driver, 30).until(expected_conditions.alert_is_present())
+    try:
+        alert = WebDriverWait(driver, 30).until(expected_conditions.alert_is_present())
+    except TimeoutException:
+        pytest.fail(f"no confirmation asked; the page says "
+                    f"{driver.find_element(By.ID, 'action-out').text!r}, the browser's console "
+                    f"{driver.get_log('browser')}")
     assert "reset 6 Problematic/MaxReset file(s) to Unused" in alert.text
     alert.accept()
     WebDriverWait(driver, 30).until(lambda d: d.find_element(By.ID, "action-out")

@@ -52,7 +52,7 @@ function applyFilter() { const text = filter.value.toLowerCase();
 if (filter) ['input', 'change'].forEach(ev => document.querySelectorAll('.filters *')
  .forEach(el => el.addEventListener(ev, applyFilter)));
 """
-ACTION_SCRIPT = """
+ACTION_SCRIPT = r"""
 const form = document.getElementById('action-form'), out = document.getElementById('action-out');
 async function send(dryRun) {
  const data = Object.fromEntries(new FormData(form));
@@ -61,7 +61,7 @@ async function send(dryRun) {
   site: data.site || null, failure_class: data.failure_class || null,
   statuses: data.statuses.split(/[ ,]+/).filter(Boolean), force: data.force === 'on',
   runs: Number(data.runs || 0),
-  lfns: data.lfns.trim() ? data.lfns.split(/\\s+/).filter(Boolean) : null};
+  lfns: data.lfns.trim() ? data.lfns.split(/\s+/).filter(Boolean) : null};
  const answer = await fetch(form.dataset.url, {method: 'POST', credentials: 'same-origin',
   headers: {'Content-Type': 'application/json', 'X-Ctaoflow-Action-Token': form.dataset.token},
   body: JSON.stringify(body)});
