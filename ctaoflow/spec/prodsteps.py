@@ -84,7 +84,7 @@ class _Converter:
                                     ("common",): ("Common",),
                                     ("lfn_base",): ("Common", "base_path")})
         self.result.notes[()] = [
-            f"cta-prod-submit {name} FILE: the production is named after the file",
+            f"named after the file, as 'cta-prod-submit {name} FILE' would name it",
             f"Common: MCCampaign, configuration_id -> common; base_path -> lfn_base"]
         for step in steps:
             self.add(step)

@@ -71,9 +71,8 @@ def valid_name(stem: str) -> str:
 
 
 def snake(name: str) -> str:
-    """``CtapipeTrainEnergy`` -> ``ctapipe_train_energy``."""
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower()
-                   for i, c in enumerate(name))
+    """``CtapipeTrainEnergy`` -> ``ctapipe_train_energy``, ``MCSimulation`` -> ``mc_simulation``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def text(value: Any) -> Any:
