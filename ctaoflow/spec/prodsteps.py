@@ -22,7 +22,8 @@ from typing import Any
 from ctaoflow.spec.messages import ErrorReport, describe, did_you_mean, short
 from ctaoflow.spec.prodsteps_kinds import KINDS, UNSUPPORTED, Kind, literal
 from ctaoflow.spec.prodsteps_simulation import build_simulation
-from ctaoflow.spec.prodsteps_steps import MANDATORY, Step, build_processing, text, valid_name
+from ctaoflow.spec.prodsteps_steps import (MANDATORY, Step, build_processing, text,
+                                           valid_name)
 from ctaoflow.spec.yamlio import Document, KeyPath
 
 # CTADIRAC's job attributes before Common and job_config set them (CTAJob.__init__)
@@ -85,7 +86,7 @@ class _Converter:
                                     ("lfn_base",): ("Common", "base_path")})
         self.result.notes[()] = [
             f"named after the file, as 'cta-prod-submit {name} FILE' would name it",
-            f"Common: MCCampaign, configuration_id -> common; base_path -> lfn_base"]
+            "Common: MCCampaign, configuration_id -> common; base_path -> lfn_base"]
         for step in steps:
             self.add(step)
         return None if self.failed else self.result
@@ -175,7 +176,8 @@ class _Converter:
             if key in job and job[key] is None:
                 self.error(path + ("job_config", key), f"{key} is mandatory and empty; give "
                                                        "it a value or remove the line")
-        if kind is None or not isinstance(query, dict) or self.failed:
+        if kind is None or not isinstance(query, dict) or not isinstance(step_id, int) \
+                or self.failed:
             return None
         return Step(j, step_id, kind, query,
                     {k: text(v) for k, v in job.items() if v is not None})

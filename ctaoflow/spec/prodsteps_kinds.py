@@ -73,32 +73,28 @@ def literal(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def arguments(options: str) -> list[str]:
-    """``options`` split as a shell would, placeholders escaped."""
-    return [literal(word) for word in shlex.split(options)]
-
-
 def command(kind: Kind, options: str, models: dict[str, str]) -> list[str]:
     """The argument vector of a processing kind's job; ``models`` maps a model file
     name of ``options`` to its side-input placeholder."""
     words = [f"{{{models[w]}}}" if w in models else literal(w) for w in shlex.split(options)]
-    text = " ".join(shlex.quote(w) for w in words)
+    text = "".join(f" {shlex.quote(w)}" for w in words)
     name = kind.name
     if name == "CtapipeProcessing":  # one ctapipe-process per input, merged into {output}
-        return ["bash", "-c", "set -e; rm -rf per_file; mkdir per_file; for f in \"$@\"; do "
-                "ctapipe-process --input \"$f\" --output \"per_file/$(basename \"$f\").h5\" "
-                f"{text} --overwrite; done; ctapipe-merge --output \"{{output}}\" "
-                "--overwrite per_file/*.h5", "ctapipe-process", "{inputs}"]
+        script = ("set -e; rm -rf per_file; mkdir per_file; for f in \"$@\"; do "
+                  "ctapipe-process --input \"$f\" --output \"per_file/$(basename \"$f\").h5\""
+                  f"{text} --overwrite; done; ctapipe-merge --output \"{{output}}\" "
+                  "--overwrite per_file/*.h5")
+        return ["bash", "-c", script, "ctapipe-process", "{inputs}"]
     if name == "Merging":
         return ["ctapipe-merge", "--output", "{output}", "--overwrite", *words, "{inputs}"]
     if name == "CtapipeTrainEnergy":
         return [kind.program, "--input", "{input}", "--output", "{output}", *words,
                 "--overwrite"]
     if name == "CtapipeTrainClassifier":  # signal: the gamma file, background: the proton
-        return ["bash", "-c", "set -e; for f in \"$@\"; do case \"$f\" in *gamma*) s=\"$f\";; "
-                "*proton*) b=\"$f\";; esac; done; ctapipe-train-particle-classifier "
-                f"--signal \"$s\" --background \"$b\" --output \"{{output}}\" {text} "
-                "--overwrite", kind.program, "{inputs}"]
+        script = ("set -e; for f in \"$@\"; do case \"$f\" in *gamma*) s=\"$f\";; *proton*) "
+                  "b=\"$f\";; esac; done; ctapipe-train-particle-classifier --signal \"$s\" "
+                  f"--background \"$b\" --output \"{{output}}\"{text} --overwrite")
+        return ["bash", "-c", script, kind.program, "{inputs}"]
     if name == "CtapipeApplyModels":
         return [kind.program, "--input", "{input}", "--output", "{output}", *words,
                 "--overwrite"]

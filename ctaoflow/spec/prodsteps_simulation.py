@@ -13,8 +13,8 @@ from typing import Any
 
 from ctaoflow.spec.messages import short
 from ctaoflow.spec.prodsteps_kinds import (CVMFS, DIVERGENCE_SETS, MOON_FILES, MOON_FLAGS,
-                                           MOON_NSB, MOON_SETS, PARTICLES, POINTINGS, literal,
-                                           simulation_script)
+                                           MOON_NSB, MOON_SETS, PARTICLES, POINTINGS,
+                                           literal, simulation_script)
 from ctaoflow.spec.prodsteps_steps import Built, Step, attributes, is_common
 from ctaoflow.spec.yamlio import KeyPath
 
@@ -33,12 +33,12 @@ class _Simulation:
     def __init__(self, step: Step) -> None:
         self.step = step
         self.job = step.job
-        self.built = Built({}, {}, [f"ProdStep ID {step.id} (MCSimulation) -> type "
-                                    "mc_simulation"])
+        note = f"ProdStep ID {step.id} (MCSimulation) -> type mc_simulation"
+        self.built = Built({}, {}, [note])
 
     def error(self, key: str, message: str) -> None:
         path: KeyPath = ("job_config", key) if key in self.job else ("job_config",)
-        self.built.errors.append((path, message, key not in self.job))
+        self.built.error(path, message, key not in self.job)
 
     def choice(self, key: str, allowed: tuple[str, ...]) -> str:
         value = self.job.get(key)
@@ -120,7 +120,7 @@ class _Simulation:
         for nsb, divergence in (itertools.product(moons, divergences or [""])
                                 if not corsika else [(0, "")]):
             key, name, pattern = self.output(nsb, divergence, particle, corsika)
-            extra = {"nsb": nsb} if nsb else {}
+            extra: dict[str, Any] = {"nsb": nsb} if nsb else {}
             extra.update({"div_ang": divergence} if divergence else {})
             outputs.append({"key": key, "name": name, "metadata": {**own, **extra}})
             patterns[key] = pattern
@@ -129,11 +129,11 @@ class _Simulation:
             "--rn-format", "%06d", *self.flags(moons, divergences), job.get("site"),
             particle, pointing, job.get("zenith_angle", 20.0))]
         words[3] = "{run}"
-        built.notes += [
-            f"moon x div_ang -> {len(outputs)} output(s), one per NSB x divergence",
-            f"n_shower {showers} -> NSHOW; one run, extended with 'ctaoflow extend' as "
-            "DIRAC extends an MC transformation",
-            f"version {version} -> CVMFS software path"]
+        built.notes.append(f"moon x div_ang -> {len(outputs)} output(s), one per NSB x "
+                           "divergence")
+        built.notes.append(f"n_shower {showers} -> NSHOW; one run, extended with 'ctaoflow "
+                           "extend' as DIRAC extends an MC transformation")
+        built.notes.append(f"version {version} -> CVMFS software path")
         built.transformation = {
             "name": self.step.name, "type": "mc_simulation",
             "description": f"ProdStep ID {self.step.id}: MCSimulation",

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctaoflow.spec.messages import is_scalar, short
-from ctaoflow.spec.prodsteps_kinds import (CVMFS, FILE_FIELDS, MODELS, MOON_NSB, Kind, command,
-                                           literal)
+from ctaoflow.spec.prodsteps_kinds import (CVMFS, FILE_FIELDS, MODELS, MOON_NSB, Kind,
+                                           command, literal)
 from ctaoflow.spec.yamlio import KeyPath
 
 MANDATORY = ("MCCampaign", "configuration_id", "version")  # may not be written empty
@@ -62,6 +62,9 @@ class Built:
     notes: list[str] = field(default_factory=list)
     errors: list[tuple[KeyPath, str, bool]] = field(default_factory=list)
 
+    def error(self, path: KeyPath, message: str, of_key: bool = False) -> None:
+        self.errors.append((path, message, of_key))
+
 
 def valid_name(stem: str) -> str:
     """A production or transformation name made of ``stem`` (``dl0_to_dl2_div0.0022`` ->
@@ -71,7 +74,8 @@ def valid_name(stem: str) -> str:
 
 
 def snake(name: str) -> str:
-    """``CtapipeTrainEnergy`` -> ``ctapipe_train_energy``, ``MCSimulation`` -> ``mc_simulation``."""
+    """``CtapipeTrainEnergy`` -> ``ctapipe_train_energy``, ``MCSimulation`` ->
+    ``mc_simulation``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
@@ -101,12 +105,13 @@ def grouping(job: dict[str, Any], built: Built) -> dict[str, Any] | None:
     if size is None:
         return None
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        built.errors.append((("job_config", "group_size"), f"expected a whole number of files "
-                             f"per job, got '{short(size)}'; write e.g. 5 ({ALL_FILES}: every "
-                             "file in one job, at flush)", False))
+        built.error(("job_config", "group_size"), f"expected a whole number of files per "
+                    f"job, got '{short(size)}'; write e.g. 5 ({ALL_FILES}: every file in "
+                    "one job, at flush)")
         return None
     if size >= ALL_FILES:
-        built.notes.append(f"group_size {size} -> plugin all: every file in one task, at flush")
+        built.notes.append(f"group_size {size} -> plugin all: every file in one task, "
+                           "at flush")
         return {"plugin": "all"}
     return {"plugin": "standard", "group_size": size}
 
@@ -127,15 +132,14 @@ def translated_query(query: dict[str, Any], built: Built) -> dict[str, Any]:
             try:
                 own["thetaP"] = float(value)
             except (TypeError, ValueError):
-                built.errors.append((("input_meta_query", key), f"'{short(value)}' is not an "
-                                     "angle; write the zenith angle in degrees, e.g. 20", False))
+                built.error(("input_meta_query", key), f"'{short(value)}' is not an angle; "
+                            "write the zenith angle in degrees, e.g. 20")
                 continue
             built.notes.append(f"zenith_angle {value} -> thetaP {own['thetaP']}")
         elif key == "moon":
             if value not in MOON_NSB:
-                built.errors.append((("input_meta_query", key), f"'{short(value)}' is not a "
-                                     "moon condition here; write one of: dark, half, full",
-                                     False))
+                built.error(("input_meta_query", key), f"'{short(value)}' is not a moon "
+                            "condition here; write one of: dark, half, full")
                 continue
             own["nsb"] = MOON_NSB[value]
             built.notes.append(f"moon {value} -> nsb {own['nsb']}")
@@ -166,9 +170,8 @@ def merged_level(step: Step, query: dict[str, Any], parent: dict[str, Any] | Non
     else:
         level = equal_value(step.job.get("merged", query.get("merged", 0)))
     if isinstance(level, bool) or not isinstance(level, int):
-        built.errors.append((("input_meta_query", "merged"), f"a Merging step needs one "
-                             f"merged level as input, got '{short(level)}'; write e.g. "
-                             "'merged: 0'", False))
+        built.error(("input_meta_query", "merged"), f"a Merging step needs one merged "
+                    f"level as input, got '{short(level)}'; write e.g. 'merged: 0'")
         return 0
     return level
 
@@ -181,10 +184,9 @@ def build_processing(step: Step, common: dict[str, Any],
     built = Built({}, {}, [f"ProdStep ID {step.id} ({kind.name}) -> type {kind.type}"])
     for key in kind.mandatory:
         if key not in job:
-            built.errors.append((("job_config",), f"{key} is mandatory for a {kind.name} "
-                                 f"step; add '{key}:' (e.g. "
-                                 f"{'data_level: 2' if key == 'data_level' else 'output_extension: DL2.h5'})",
-                                 True))
+            example = "data_level: 2" if key == "data_level" else "output_extension: DL2.h5"
+            built.error(("job_config",), f"{key} is mandatory for a {kind.name} step; add "
+                        f"'{key}:' (e.g. {example})", True)
     own = translated_query(step.query, built)
     origin: dict[str, Any] = {}
     written_input: dict[str, Any] = {"query": own}
@@ -200,9 +202,8 @@ def build_processing(step: Step, common: dict[str, Any],
         del written_input["query"]
     query = {**origin, **own}  # CTADIRAC's Inputquery
     if parent is None and not own:
-        built.errors.append((("input_meta_query",), "selects no input: add 'parentID', "
-                             "'dataset' or metadata keys (CTADIRAC would read the whole "
-                             "catalog)", True))
+        built.error(("input_meta_query",), "selects no input: add 'parentID', 'dataset' "
+                    "or metadata keys (CTADIRAC would read the whole catalog)", True)
     attrs = attributes(kind, query, common, job)
     metadata = _output_metadata(step, query, attrs, parent and parent[1], built)
     version = str(attrs["version"])

@@ -25,8 +25,8 @@ from pydantic_core import ErrorDetails
 from ctaoflow.spec.characters import check_characters
 from ctaoflow.spec.messages import (MISSING, ErrorReport, describe, did_you_mean, is_scalar,
                                     quote, short)
-from ctaoflow.spec.prodsteps import convert, converted_document, is_prodsteps
 from ctaoflow.spec.model import ENV_NAME_PATTERN, NAME_PATTERN, SITE_NAME_PATTERN, Production
+from ctaoflow.spec.prodsteps import convert, converted_document, is_prodsteps
 from ctaoflow.spec.semantics import Semantics, check_names
 from ctaoflow.spec.yamlio import (Document, KeyPath, UnreadableFile, YamlSyntaxError, parse,
                                   read_bounded)
