@@ -104,7 +104,7 @@ def test_merged_grows_by_one_at_each_merge_stage() -> None:
     assert outputs_of(production, "merging_2")["merged"] == 1
     assert outputs_of(production, "merging_3")["merged"] == 2
     alone = load_production(DATA / "translated.yml")  # from its query's merged: 1
-    assert outputs_of(alone, "merging_1")["merged"] == 2
+    assert outputs_of(alone, "merge_proton_40deg")["merged"] == 2
 
 
 def test_group_size_10000_is_every_file_at_flush_and_others_are_standard() -> None:
@@ -122,8 +122,15 @@ def test_options_and_output_extension_make_the_command_and_output_name() -> None
     assert merge.job.environment.cvmfs.endswith("/ctapipe/v0.19.2")
 
 
+def test_a_step_is_named_by_its_name_or_type_and_id() -> None:
+    assert [t.name for t in load_production(DATA / "chain.yml").transformations] == [
+        "ctapipe_processing_1", "merging_2", "merging_3"]
+    named = load_production(DATA / "translated.yml").transformations[0]
+    assert named.name == "merge_proton_40deg"  # from 'name: merge proton 40deg'
+
+
 def test_pointing_zenith_moon_sct_and_divergence_are_translated() -> None:
-    merge = load_production(DATA / "translated.yml").transformation("merging_1")
+    merge = load_production(DATA / "translated.yml").transformation("merge_proton_40deg")
     assert merge.input.query == {
         "MCCampaign": "PROD6", "particle": "proton", "phiP": 180, "thetaP": 40.0, "nsb": 5,
         "sct": "False", "div_ang": "0.008", "analysis_prog": "ctapipe-merge", "merged": 1}

@@ -113,7 +113,7 @@ class _Converter:
 
     @property
     def base_path(self) -> str:
-        return str(self.common["base_path"]).rstrip("/") or "/"
+        return str(self.common["base_path"]).rstrip("/")
 
     def read_common(self) -> None:
         common = self.data.get("Common")
@@ -180,7 +180,7 @@ class _Converter:
                 or self.failed:
             return None
         return Step(j, step_id, kind, query,
-                    {k: text(v) for k, v in job.items() if v is not None})
+                    {k: text(v) for k, v in job.items() if v is not None}, item.get("name"))
 
     def kind(self, path: KeyPath, written: Any) -> Kind | None:
         name = str(written).lower()

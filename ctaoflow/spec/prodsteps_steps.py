@@ -27,7 +27,7 @@ IGNORED = {"catalogs": "ctaoflow registers outputs in its own catalog",
            "destination": "a DIRAC site (ctaoflow's sites are defaults.sites)"}
 USED = {"type", "version", "options", "group_size", "output_extension", "data_level",
         "array_layout", "site", "particle", "sct", "div_ang", "split", "nsb", "merged",
-        "view_cone", "MCCampaign", "configuration_id", "nb_processors", "cpu_time", "name"}
+        "view_cone", "MCCampaign", "configuration_id", "nb_processors", "cpu_time"}
 KEPT = ("array_layout", "site", "particle", "phiP", "thetaP", "sct", "view_cone")
 
 
@@ -40,6 +40,7 @@ class Step:
     kind: Kind
     query: dict[str, Any]  # input_meta_query
     job: dict[str, Any]  # job_config without empty values
+    title: Any = None  # the step's own 'name'
 
     @property
     def path(self) -> KeyPath:
@@ -48,8 +49,9 @@ class Step:
     @property
     def name(self) -> str:
         """``merging_2``, or the step's own ``name`` made a valid one."""
-        written = self.job.get("name")
-        return valid_name(str(written)) if written else f"{snake(self.kind.name)}_{self.id}"
+        if self.title is not None:
+            return valid_name(str(self.title))
+        return f"{snake(self.kind.name)}_{self.id}"
 
 
 @dataclass
