@@ -174,6 +174,22 @@ def test_the_simulation_has_one_output_per_nsb_and_divergence() -> None:
     assert (child.input.from_, child.input.query) == (["mc_simulation_1"], {"nsb": 19})
 
 
+def test_evndisp_and_sim_telarray_processing_keep_their_programs_and_levels(
+        tmp_path: Path) -> None:
+    path = tmp_path / "prod.yml"
+    path.write_text("ProdSteps:\n" + step(1, "{dataset: D}", "{type: EvnDispProcessing, "
+                                           "version: v06, group_size: 5}")
+                    + step(2, "{dataset: E}", "{type: SimTelProcessing, version: v1, "
+                                              "moon: full}") + COMMON)
+    production = load_production(path)
+    evndisp = outputs_of(production, "evn_disp_processing_1")
+    assert (evndisp["analysis_prog"], evndisp["data_level"], evndisp["merged"]) == (
+        "evndisp", 1, 0)
+    simtel = outputs_of(production, "sim_tel_processing_2")
+    assert (simtel["tel_sim_prog"], simtel["data_level"], simtel["nsb"]) == (
+        "sim_telarray", -1, 19)
+
+
 # -- errors: one located line each, with the fix ---------------------------------------
 
 @pytest.mark.parametrize("steps, common, expected", [
@@ -208,6 +224,10 @@ def test_the_simulation_has_one_output_per_nsb_and_divergence() -> None:
                    "pointing_dir: North, n_shower: 10, moon: 'half, dark'}"), COMMON,
      "moon must be one of: dark; dark, half; dark, half, full"),
     ("  - just text\n", COMMON, "ProdSteps.0: expected a step mapping, got the text"),
+    (step(1, "{dataset: D}", "{type: SimTelProcessing, version: v1, moon: 'dark, half'}"),
+     COMMON, "ProdSteps.0.job_config.moon: 'dark, half' is not one moon condition"),
+    (step(1, "{merged: 0}", "{type: Merging, output_extension: m, input_sandbox: a.sh}"),
+     COMMON, "ProdSteps.0.job_config.input_sandbox: an input sandbox is for single DIRAC"),
 ])
 def test_a_meaningless_file_is_one_located_line(tmp_path: Path, steps: str, common: str,
                                                expected: str) -> None:

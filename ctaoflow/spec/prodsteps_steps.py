@@ -184,6 +184,9 @@ def build_processing(step: Step, common: dict[str, Any],
     output metadata."""
     kind, job = step.kind, step.job
     built = Built({}, {}, [f"ProdStep ID {step.id} ({kind.name}) -> type {kind.type}"])
+    if "input_sandbox" in job:  # cta-prod-submit's production mode refuses it too
+        built.error(("job_config", "input_sandbox"), "an input sandbox is for single DIRAC "
+                    "jobs, not productions; remove it (ship files with the software)", True)
     for key in kind.mandatory:
         if key not in job:
             example = "data_level: 2" if key == "data_level" else "output_extension: DL2.h5"
@@ -261,7 +264,15 @@ def _output_metadata(step: Step, query: dict[str, Any], attrs: dict[str, Any],
         level = merged_level(step, query, parent, built)
         metadata["merged"] = level + 1
         built.notes.append(f"merged {level} -> {level + 1} (one more merge stage)")
+    elif kind.name == "EvnDispProcessing":  # EvnDispJob.set_output_metadata
+        metadata["merged"] = 0
     metadata.update(file_metadata(kind, query, job))
+    if kind.name == "SimTelProcessing" and "moon" in job:  # MCSimTelProcessJob.set_moon
+        if job["moon"] in MOON_NSB:
+            metadata["nsb"] = MOON_NSB[job["moon"]]
+        else:
+            built.error(("job_config", "moon"), f"'{short(job['moon'])}' is not one moon "
+                        "condition; a sim_telarray processing writes one: dark, half or full")
     return metadata
 
 
