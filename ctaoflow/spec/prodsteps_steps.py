@@ -238,7 +238,8 @@ def build_processing(step: Step, common: dict[str, Any],
         "name": f"{{transformation}}_{{task:06d}}.{extension}",
         "metadata": {k: v for k, v in metadata.items() if is_scalar(v)
                      and inherited.get(k) != v and not is_common(k, v, common)}}])
-    ignored = [key for key in job if key not in USED]
+    ignored = [key for key in job if key not in USED
+               and not (key == "moon" and kind.name == "SimTelProcessing")]
     if ignored:
         built.notes.append(f"{', '.join(ignored)}: not used by ctaoflow ("
                            + "; ".join(IGNORED.get(k, "a CTADIRAC job attribute")
