@@ -192,41 +192,11 @@ def build_processing(step: Step, common: dict[str, Any],
             example = "data_level: 2" if key == "data_level" else "output_extension: DL2.h5"
             built.error(("job_config",), f"{key} is mandatory for a {kind.name} step; add "
                         f"'{key}:' (e.g. {example})", True)
-    own = translated_query(step.query, built)
-    origin: dict[str, Any] = {}
-    written_input: dict[str, Any] = {"query": own}
-    if parent is not None:
-        written_input = {"from": parent[0], "query": own}
-        origin = parent[1]
-        built.notes.append(f"parentID {step.query['parentID']} -> from: {parent[0]} "
-                           "(its outputs, narrowed by this step's own keys)")
-    elif step.query.get("dataset") is not None:
-        own["dataset"] = text(step.query["dataset"])
-        built.notes.append(f"dataset {own['dataset']} -> query dataset: {own['dataset']}")
-    if not written_input["query"]:
-        del written_input["query"]
-    query = {**origin, **own}  # CTADIRAC's Inputquery
-    if parent is None and not own:
-        built.error(("input_meta_query",), "selects no input: add 'parentID', 'dataset' "
-                    "or metadata keys (CTADIRAC would read the whole catalog)", True)
+    written_input, query = _input(step, parent, built)
     attrs = attributes(kind, query, common, job)
     metadata = _output_metadata(step, query, attrs, parent and parent[1], built)
     version = str(attrs["version"])
-    models = {word: MODELS[word] for word in str(job.get("options", "")).split()
-              if word in MODELS and kind.name == "CtapipeApplyModels"}
-    job_spec: dict[str, Any] = {
-        "command": command(kind, str(job.get("options", "")),
-                           {word: placeholder for word, (placeholder, _) in models.items()}),
-        "environment": {"cvmfs": CVMFS.format(package=kind.package, version=literal(version))}}
-    if models:
-        job_spec["side_inputs"] = {placeholder: _model_query(metadata, program)
-                                   for placeholder, program in models.values()}
-        built.notes.append("model files of options -> side inputs found by metadata query "
-                           "(outputType Model), as CTADIRAC downloads them")
-    resources = _resources(kind, job)
-    if resources:
-        job_spec["resources"] = resources
-    built.notes.append(f"version {version} -> CVMFS software path; options -> command")
+    job_spec = _job(kind, job, metadata, version, built)
     transformation: dict[str, Any] = {
         "name": step.name, "type": kind.type,
         "description": f"ProdStep ID {step.id}: {kind.name}", "input": written_input}
@@ -238,14 +208,60 @@ def build_processing(step: Step, common: dict[str, Any],
         "name": f"{{transformation}}_{{task:06d}}.{extension}",
         "metadata": {k: v for k, v in metadata.items() if is_scalar(v)
                      and inherited.get(k) != v and not is_common(k, v, common)}}])
+    _note_unused(kind, job, built)
+    built.transformation, built.metadata = transformation, metadata
+    return built
+
+
+def _note_unused(kind: Kind, job: dict[str, Any], built: Built) -> None:
     ignored = [key for key in job if key not in USED
                and not (key == "moon" and kind.name == "SimTelProcessing")]
     if ignored:
         built.notes.append(f"{', '.join(ignored)}: not used by ctaoflow ("
                            + "; ".join(IGNORED.get(k, "a CTADIRAC job attribute")
                                        for k in ignored) + ")")
-    built.transformation, built.metadata = transformation, metadata
-    return built
+
+
+def _input(step: Step, parent: tuple[str, dict[str, Any]] | None, built: Built
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The transformation's ``input`` and CTADIRAC's Inputquery: the parent's output
+    metadata (or the dataset) plus the step's own translated keys."""
+    own = translated_query(step.query, built)
+    origin: dict[str, Any] = {}
+    written: dict[str, Any] = {}
+    if parent is not None:
+        written, origin = {"from": parent[0]}, parent[1]
+        built.notes.append(f"parentID {step.query['parentID']} -> from: {parent[0]} "
+                           "(its outputs, narrowed by this step's own keys)")
+    elif step.query.get("dataset") is not None:
+        own["dataset"] = text(step.query["dataset"])
+        built.notes.append(f"dataset {own['dataset']} -> query dataset: {own['dataset']}")
+    elif not own:
+        built.error(("input_meta_query",), "selects no input: add 'parentID', 'dataset' "
+                    "or metadata keys (CTADIRAC would read the whole catalog)", True)
+    if own:
+        written["query"] = own
+    return written, {**origin, **own}
+
+
+def _job(kind: Kind, job: dict[str, Any], metadata: dict[str, Any], version: str,
+         built: Built) -> dict[str, Any]:
+    """The job: the command with the options, the software, the models to read."""
+    models = {word: MODELS[word] for word in str(job.get("options", "")).split()
+              if word in MODELS and kind.name == "CtapipeApplyModels"}
+    spec: dict[str, Any] = {
+        "command": command(kind, str(job.get("options", "")),
+                           {word: placeholder for word, (placeholder, _) in models.items()}),
+        "environment": {"cvmfs": CVMFS.format(package=kind.package, version=literal(version))}}
+    if models:
+        spec["side_inputs"] = {placeholder: _model_query(metadata, program)
+                               for placeholder, program in models.values()}
+        built.notes.append("model files of options -> side inputs found by metadata query "
+                           "(outputType Model), as CTADIRAC downloads them")
+    if resources := _resources(kind, job):
+        spec["resources"] = resources
+    built.notes.append(f"version {version} -> CVMFS software path; options -> command")
+    return spec
 
 
 def _output_metadata(step: Step, query: dict[str, Any], attrs: dict[str, Any],
