@@ -1,4 +1,4 @@
-"""The ``ctaoflow`` command: validate, schema, graph, plan, render, demo; and the
+"""The ``ctaoflow`` command: validate, schema, graph, plan, render, import, demo; and the
 operator commands status, night, report, reset, flush, stop, start, extend, accept,
 audit."""
 
@@ -86,6 +86,17 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     production = load_production(args.file)
     text = render(production, Path(args.file))
+    if args.output:
+        _write(args, text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ctaoflow.spec.prodsteps_yaml import import_prodsteps
+
+    text = import_prodsteps(args.file)
     if args.output:
         _write(args, text)
     else:
@@ -238,7 +249,7 @@ ENVIRONMENT = """environment:
                            (default 1000000)
   CTAOFLOW_USER            who acts, in the monitoring event of an operator action
                            (default: the login name)"""
-SPEC_HELP = "the production YAML"
+SPEC_HELP = "the production YAML (or a CTADIRAC ProdSteps file)"
 
 
 NIGHTLY_AWARE = (cmd_plan, cmd_status, cmd_report, cmd_reset, cmd_flush, cmd_stop_start,
@@ -283,6 +294,10 @@ def parser() -> argparse.ArgumentParser:
     p = command("render", "write the production's DAG as a standalone Python module",
                 cmd_render)
     p.add_argument("-o", "--output", help="the module to write (default: standard output); "
+                                          "never the input file")
+    p = command("import", "write a CTADIRAC ProdSteps file (cta-prod-submit's YAML) as a "
+                          "commented production YAML", cmd_import)
+    p.add_argument("-o", "--output", help="the YAML to write (default: standard output); "
                                           "never the input file")
     command("status", "files, tasks and jobs by status from the ledger, and the spec "
                       "versions", cmd_status)

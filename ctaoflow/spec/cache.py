@@ -3,7 +3,8 @@
 Airflow parses DAG files in fresh processes over and over. A spec whose bytes, known
 sites and validating code (every module of ``ctaoflow.spec``) are unchanged was valid
 before: it is read back from ``$CTAOFLOW_HOME/spec-cache/<sha256>.json`` instead of
-being validated again. A cache that cannot be written (a read-only or full home) is
+being validated again. A CTADIRAC ProdSteps file is named after its stem, which is part
+of the key too. A cache that cannot be written (a read-only or full home) is
 stepped over: the spec is validated each time instead.
 """
 
@@ -33,7 +34,9 @@ def load_production(path: str | os.PathLike, known_sites: Iterable[str] | None =
         text = read_bounded(path)
     except UnreadableFile:  # validation words the reason
         return validation.load_production(path, known_sites=known)
-    key = hashlib.sha256(_CODE + b"\0" + sites.encode() + b"\0" + text).hexdigest()
+    # the file's stem too: it names a CTADIRAC ProdSteps production
+    name = Path(path).stem.encode(errors="surrogateescape")
+    key = hashlib.sha256(b"\0".join((_CODE, sites.encode(), name, text))).hexdigest()
     try:
         cached = settings.home() / "spec-cache" / f"{key}.json"
         return Production.model_validate_json(cached.read_bytes())

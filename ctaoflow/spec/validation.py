@@ -26,6 +26,7 @@ from ctaoflow.spec.characters import check_characters
 from ctaoflow.spec.messages import (MISSING, ErrorReport, describe, did_you_mean, is_scalar,
                                     quote, short)
 from ctaoflow.spec.model import ENV_NAME_PATTERN, NAME_PATTERN, SITE_NAME_PATTERN, Production
+from ctaoflow.spec.prodsteps import convert, converted_document, is_prodsteps
 from ctaoflow.spec.semantics import Semantics, check_names
 from ctaoflow.spec.yamlio import (Document, KeyPath, UnreadableFile, YamlSyntaxError, parse,
                                   read_bounded)
@@ -170,6 +171,10 @@ def _check_file(path: Path, sites: set[str] | None) -> tuple[Production | None, 
 def _check_document(path: Path, sites: set[str] | None
                     ) -> tuple[Production | None, list[str]]:
     report, document = read_document(path)
+    if document is not None and is_prodsteps(document.data):
+        converted = convert(document.data, path.stem, report)
+        document = None if converted is None else converted_document(document, converted)
+        report.document = document or report.document
     if document is None:
         return None, report.lines()
     data = document.data
