@@ -32,6 +32,7 @@ def prepare(ctx: Context, name: str) -> list[int]:
     t = ctx.production.transformation(name)
     with ctx.sessions.begin() as session:
         row = ctx.row(session, name)
+        session.refresh(row, with_for_update=True)  # one intake per transformation at a time
         if row.status == TransformationStatus.STOPPED.value:
             return []
         if t.type == "mc_simulation":
