@@ -187,8 +187,9 @@ class ProductionReportOperator(ProductionOperator):
     """Logs the production's report: counts, top errors, files that need a person."""
 
     def execute(self, context: Context) -> None:
-        production = self.hook(context).production()
-        self.log.info("\n%s", report.as_text(report.build(production, self.spec_path, top=3)))
+        hook = self.hook(context)
+        self.log.info("\n%s", report.as_text(report.build(hook.production(), self.spec_path,
+                                                          hook.sessions(), top=3)))
 
 
 class WatcherOperator(BaseOperator):
