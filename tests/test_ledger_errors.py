@@ -33,10 +33,10 @@ def one_line(err: str, ledger: Path, *words: str) -> None:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs (root only: skipped where mounting is not allowed)."""
+    """A 512 KiB tmpfs (root only: skipped where mounting is not allowed)."""
     mount = tmp_path / "mnt"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
                       capture_output=True, check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     yield mount

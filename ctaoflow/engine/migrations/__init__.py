@@ -28,6 +28,9 @@ _LOCK_KEY = 0x63746166  # the advisory lock of a PostgreSQL ledger's migrations
 def upgrade(engine: Engine, metadata: MetaData) -> None:
     """Bring the ledger behind ``engine`` to the newest schema version, rows kept
     (Alembic is imported only when there is something to do)."""
+    with engine.connect() as conn:  # the usual case, without a lock (or a lock file)
+        if _version(conn) == HEAD:
+            return
     with _exclusive(engine), engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
