@@ -243,11 +243,12 @@ class RucioCatalog(Catalog):
 
     def names(self, query: Query, since: dt.datetime | None = None) -> Iterator[str]:
         """Names only (one streamed ``list_dids``); with ``since``, only DIDs created after it
-        (Rucio's ``created_after``)."""
+        (Rucio's ``created_after``) when the query filters DID columns only: Rucio cannot
+        mix it with custom keys, so those list every match."""
         if problems := unsupported(query):
             raise self._error(f"cannot run query: {problems[0]}")
         filters = _plan(query).filters
-        if since is not None:
+        if since is not None and all(c.key in COLUMN_KEYS for c in query.conditions):
             after = since.strftime("%Y-%m-%dT%H:%M:%S")
             filters = [{**group, "created_after": after} for group in filters]
         with self._errors(f"query {query}"):
