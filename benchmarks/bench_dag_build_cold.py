@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._result import write_result  # noqa: E402
-from benchmarks.bench_dag_build import PLAIN, parse  # noqa: E402
+from benchmarks.bench_dag_build import folders, parse  # noqa: E402
 
 
 def main() -> None:
@@ -25,23 +25,13 @@ def main() -> None:
     args.add_argument("--repeat", type=int, default=3, help="parses of each, best kept")
     repeat = args.parse_args().repeat
     tmp = Path(tempfile.mkdtemp(prefix="ctaoflow-dagbuild-cold-"))
-    productions = tmp / "productions"
-    productions.mkdir()
-    seeds = (ROOT / "config/productions/seeds_processing.yaml").read_text()
-    name = next(line.split(":", 1)[1].strip() for line in seeds.splitlines()
-                if line.startswith("production:"))
-    for i in range(50):
-        (productions / f"p{i:02d}.yaml").write_text(
-            seeds.replace(f"production: {name}", f"production: seeds_{i:02d}", 1))
-    plain = tmp / "plain"
-    plain.mkdir()
-    (plain / "plain_dags.py").write_text(PLAIN)
+    productions, plain = folders(tmp)
     ours, base = [], []
     for run in range(repeat):  # alternated, so both see the same machine load
         env = {**os.environ, "CTAOFLOW_PRODUCTIONS": str(productions),
                "CTAOFLOW_HOME": str(tmp / f"home{run}")}  # empty: no spec cache
         ours.append(parse(ROOT / "dags" / "productions.py", env, str(tmp)))
-        base.append(parse(plain / "plain_dags.py", env, str(tmp)))
+        base.append(parse(plain, env, str(tmp)))
     assert all(r["dags"] == 50 for r in ours + base)
     best, baseline = min(r["seconds"] for r in ours), min(r["seconds"] for r in base)
     write_result("dag_build_cold_50x29", round(best, 2), "s", baseline=round(baseline, 2),
