@@ -1,7 +1,8 @@
 """Shared fixtures: an isolated ctaoflow home and a migrated Airflow metadata DB.
 
 Service fixtures live in their own plugin modules and start what they need on
-first use (reusing a running service): ``rucio_server``, ``slurm_cluster``; the
+first use (reusing a running service): ``rucio_server``, ``slurm_cluster``,
+``postgres_server`` (with ``ledger_postgres``, a fresh database per test); the
 lstchain job environment (installed on first use): ``lstchain_env``.
 """
 
