@@ -59,8 +59,8 @@ def parse(folder: Path, env: dict, home: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="ctaoflow-dagbuild-"))
+def folders(tmp: Path) -> tuple[Path, Path]:
+    """Under ``tmp``: 50 copies of the seeds production, and the EmptyOperator DAG file."""
     productions = tmp / "productions"
     productions.mkdir()
     seeds = (ROOT / "config/productions/seeds_processing.yaml").read_text()
@@ -72,11 +72,17 @@ def main() -> None:
     plain = tmp / "plain"
     plain.mkdir()
     (plain / "plain_dags.py").write_text(PLAIN)
+    return productions, plain / "plain_dags.py"
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="ctaoflow-dagbuild-"))
+    productions, plain = folders(tmp)
     env = {**os.environ, "CTAOFLOW_PRODUCTIONS": str(productions),
            "CTAOFLOW_HOME": str(tmp / "home")}
     cold = parse(ROOT / "dags" / "productions.py", env, str(tmp))
     ours = parse(ROOT / "dags" / "productions.py", env, str(tmp))
-    base = parse(plain / "plain_dags.py", env, str(tmp))
+    base = parse(plain, env, str(tmp))
     assert ours["dags"] == 50 and base["dags"] == 50
     write_result("dag_build_50x29", round(ours["seconds"], 2), "s",
                  baseline=round(base["seconds"], 2),

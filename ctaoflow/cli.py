@@ -7,22 +7,55 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib.metadata
+import importlib.util
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ctaoflow.backends.base import BackendError
 from ctaoflow.catalog.base import CatalogError
 from ctaoflow.engine.ledger import LedgerError
 from ctaoflow.spec.validation import SpecError, load_production, validate_files
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ctaoflow.catalog.base import Catalog
+    from ctaoflow.connections import Resolved
+
 # Airflow's execution API imports svcs, which imports starlette.testclient; with httpx
 # installed rather than httpx2, Starlette then warns (a StarletteDeprecationWarning, a
 # UserWarning) in the middle of our output. Nothing of ours uses that test client.
 warnings.filterwarnings("ignore", r"Using `httpx` with `starlette\.testclient` is deprecated",
                         UserWarning)
+
+
+def _resolved() -> "Resolved":
+    """The ledger and catalog of the connections (``ctaoflow.connections.resolve``); Airflow's
+    connection store is read too when Airflow is installed and ``$AIRFLOW_HOME`` is set."""
+    from ctaoflow.connections import resolve
+
+    lookup = None
+    if os.environ.get("AIRFLOW_HOME") and importlib.util.find_spec("airflow"):
+        from operators.hooks.connections import lookup
+    return resolve(lookup)
+
+
+def _sessions() -> "sessionmaker[Session]":
+    """Sessions of the ledger the connections name."""
+    from ctaoflow.engine.ledger import session_factory
+
+    return session_factory(_resolved().ledger_url)
+
+
+def _catalog() -> "Catalog":
+    """The catalog the connections name."""
+    from ctaoflow.connections import catalog
+
+    return catalog(_resolved().catalog)
 
 
 def _of_night(args: argparse.Namespace):
@@ -71,13 +104,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ctaoflow import settings
-    from ctaoflow.catalog.embedded import EmbeddedCatalog
     from ctaoflow.ops.plan import plan
 
-    production = _of_night(args)
-    catalog = EmbeddedCatalog(settings.home() / "catalog")
-    print(plan(production, catalog, limit=args.limit))
+    print(plan(_of_night(args), _catalog(), limit=args.limit))
     return 0
 
 
@@ -117,9 +146,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ctaoflow.engine import summarize
     from ctaoflow.ops.report import spec_versions, summary_table
 
-    production = _of_night(args)
-    print(summary_table(summarize(production)))
-    print("\nSpec versions:", *(f"  {line}" for line in spec_versions(production)), sep="\n")
+    production, sessions = _of_night(args), _sessions()
+    print(summary_table(summarize(production, sessions)))
+    print("\nSpec versions:", *(f"  {line}" for line in spec_versions(production, sessions)),
+          sep="\n")
     return 0
 
 
@@ -130,7 +160,7 @@ def cmd_night(args: argparse.Namespace) -> int:
     if production.nightly is None:
         raise ValueError(f"{args.file}: {production.production} is not a nightly production "
                          "(it has no 'nightly' section)")
-    status = night_status(production, args.night)
+    status = night_status(production, args.night, ledger_url=_resolved().ledger_url)
     print(json.dumps(status, indent=2) if args.json else as_text(status))
     return 0
 
@@ -138,7 +168,7 @@ def cmd_night(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ctaoflow.ops import report
 
-    text = report.RENDERERS[args.format](report.build(_of_night(args), args.file))
+    text = report.RENDERERS[args.format](report.build(_of_night(args), args.file, _sessions()))
     if args.output:
         _write(args, text)
     else:
@@ -156,7 +186,8 @@ def _user() -> str:
 
 def _acts(args: argparse.Namespace) -> dict:
     """The who/why/dry-run keywords every action takes."""
-    return {"user": _user(), "reason": args.reason, "dry_run": args.dry_run}
+    return {"user": _user(), "reason": args.reason, "dry_run": args.dry_run,
+            "sessions": _sessions()}
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
@@ -203,7 +234,8 @@ def cmd_accept(args: argparse.Namespace) -> int:
     from ctaoflow.ops.operations import accept
 
     production = load_production(args.file)
-    version, changes = accept(production, args.reason, user=_user(), dry_run=args.dry_run)
+    version, changes = accept(production, args.reason, _sessions(), user=_user(),
+                              dry_run=args.dry_run)
     print(f"{production.production}: spec version {version} "
           f"{'would be ' if args.dry_run else ''}accepted ({changes})"
           + ("" if args.dry_run else "; the next run applies it"))
@@ -211,14 +243,11 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from ctaoflow import settings
-    from ctaoflow.ops.audit import audit
     from ctaoflow.backends import make_backend
-    from ctaoflow.catalog.embedded import EmbeddedCatalog
+    from ctaoflow.ops.audit import audit
     from ctaoflow.sites import load_sites
 
-    problems = audit(_of_night(args), EmbeddedCatalog(settings.home() / "catalog"),
-                     load_sites(), make_backend)
+    problems = audit(_of_night(args), _catalog(), load_sites(), make_backend, _sessions())
     for line in problems:
         print(line)
     print(f"audit: {len(problems)} discrepancies" if problems else "audit clean")
@@ -238,9 +267,13 @@ ENVIRONMENT = """environment:
   CTAOFLOW_PRODUCTIONS     the productions folder Airflow reads (default config/productions)
   CTAOFLOW_FAILURES        the failure rules (default config/failures.yaml)
   CTAOFLOW_LEDGER_TIMEOUT  seconds to wait for a locked ledger (default 60)
+  CTAOFLOW_LEDGER_URL      the ledger's URL (postgresql://user:pw@host/db, sqlite:///path);
+                           before the ctaoflow_ledger connection
   AIRFLOW_CONN_CTAOFLOW_LEDGER, AIRFLOW_CONN_CTAOFLOW_CATALOG
-                           Airflow connections of the ledger (a SQLAlchemy URL) and of
-                           the Rucio catalog, read by the DAGs (and by demo --full)
+                           Airflow connections (a URI or Airflow's JSON) of the ledger
+                           (type postgres, or a sqlite:/// URI) and of the Rucio catalog
+                           (type rucio), read by every command and the DAGs; with
+                           $AIRFLOW_HOME set, Airflow's stored connections too
   CTAOFLOW_OPENSEARCH      monitoring's OpenSearch server, http(s)://[user:password@]
                            host:port; set (or AIRFLOW_CONN_CTAOFLOW_OPENSEARCH), changes
                            are recorded for it (see `ctaoflow monitoring --help`)

@@ -35,8 +35,11 @@ def build_dag(production: Production, spec_path: str | Path) -> DAG:
                     **{argument: tasks[source].output})
             else:
                 tasks[step.full_id] = operator(**kwargs)
+        upstreams: dict[str, list[BaseOperator]] = {}
         for upstream, downstream in plan.edges:
-            tasks[upstream] >> tasks[downstream]
+            upstreams.setdefault(downstream, []).append(tasks[upstream])
+        for downstream, sources in upstreams.items():  # one call per task, not per edge
+            tasks[downstream].set_upstream(sources)
     return dag
 
 

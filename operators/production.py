@@ -194,8 +194,8 @@ class ProductionReportOperator(ProductionOperator):
     operator_extra_links = (ProductionLink(),)
 
     def execute(self, context: Context) -> None:
-        production = self.hook(context).production()
-        built = report.build(production, self.spec_path, top=3)
+        hook = self.hook(context)
+        built = report.build(hook.production(), self.spec_path, hook.sessions(), top=3)
         page = ProductionLink().get_link(self, ti_key=context["ti"])
         self.log.info("\n%s\n\nThe production's page: %s", report.as_text(built), page)
         if built.needs_a_person:

@@ -1,7 +1,8 @@
 """Shared fixtures: an isolated ctaoflow home and a migrated Airflow metadata DB.
 
 Service fixtures live in their own plugin modules and start what they need on
-first use (reusing a running service): ``rucio_server``, ``slurm_cluster``; the
+first use (reusing a running service): ``rucio_server``, ``slurm_cluster``,
+``postgres_server`` (with ``ledger_postgres``, a fresh database per test); the
 lstchain job environment (installed on first use): ``lstchain_env``.
 """
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.rucio_service", "tests.slurm_service", "tests.airflow_service",
-                  "tests.lstchain_service", "tests.browser_service"]
+pytest_plugins = ["tests.rucio_service", "tests.postgres_service", "tests.slurm_service",
+                  "tests.airflow_service", "tests.lstchain_service", "tests.browser_service"]
 
 # Airflow reads its configuration at import: point it at a private home first.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="ctaoflow-tests-"))

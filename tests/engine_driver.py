@@ -18,10 +18,11 @@ from ctaoflow.spec.model import Production
 DATA = Path(__file__).parent / "data" / "productions"
 
 
-def engine_for(spec: str | Path | dict) -> Engine:
+def engine_for(spec: str | Path | dict, ledger_url: str | None = None) -> Engine:
     data = spec if isinstance(spec, dict) else yaml.safe_load(Path(spec).read_text())
     catalog = EmbeddedCatalog(settings.home() / "catalog")
-    return Engine(Production.model_validate(data), catalog, load_sites(), make_backend)
+    return Engine(Production.model_validate(data), catalog, load_sites(), make_backend,
+                  ledger_url=ledger_url)
 
 
 def run_chunk(engine: Engine, name: str, chunk: int, timeout: float = 60.0) -> None:

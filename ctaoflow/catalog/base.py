@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -38,6 +39,21 @@ class Catalog(ABC):
     @abstractmethod
     def query(self, query: Query) -> Iterator[CatalogFile]:
         """Stream the files matching ``query`` (never the whole result in memory)."""
+
+    def names(self, query: Query, since: dt.datetime | None = None) -> Iterator[str]:
+        """Stream the LFNs that may match ``query``, without metadata or replicas (more is
+        allowed: ``files`` checks). With ``since`` (naive UTC), a catalog that records
+        when files were registered leaves out those registered before it."""
+        return (f.lfn for f in self.query(query))
+
+    def files(self, query: Query, lfns: Sequence[str]) -> Iterator[CatalogFile]:
+        """The files among ``lfns`` that match ``query``, with metadata and replicas."""
+        wanted = set(lfns)
+        return (f for f in self.query(query) if f.lfn in wanted)
+
+    def storages(self, lfns: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """The replica storages of each known LFN now (for files whose replicas change)."""
+        return {f.lfn: f.storages for f in self.files(Query(()), lfns)}
 
     @abstractmethod
     def local_paths(self, lfns: Sequence[str]) -> dict[str, str]:

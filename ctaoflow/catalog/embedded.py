@@ -8,6 +8,7 @@ string never matches. A replica of ``lfn`` on storage ``S`` lives at
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -48,6 +49,31 @@ class EmbeddedCatalog(Catalog):
         while rows := cursor.fetchmany(2000):
             for lfn, size, meta, storages in rows:
                 yield CatalogFile(lfn, size, json.loads(meta), tuple(storages.split(",")))
+
+    def names(self, query: Query, since: dt.datetime | None = None) -> Iterator[str]:
+        """Every matching LFN (no registration times here: ``since`` is not used)."""
+        where, params = _where(query.conditions)
+        cursor = self.db.execute(f"SELECT lfn FROM files WHERE {where} ORDER BY lfn", params)
+        while rows := cursor.fetchmany(2000):
+            yield from (row[0] for row in rows)
+
+    def files(self, query: Query, lfns: Sequence[str]) -> Iterator[CatalogFile]:
+        where, params = _where(query.conditions)
+        for start in range(0, len(lfns), 500):
+            batch = list(lfns[start:start + 500])
+            for lfn, size, meta, storages in self.db.execute(
+                    f"SELECT lfn, size, meta, storages FROM files WHERE ({where}) AND lfn IN "
+                    f"({','.join('?' * len(batch))}) ORDER BY lfn", params + batch).fetchall():
+                yield CatalogFile(lfn, size, json.loads(meta), tuple(storages.split(",")))
+
+    def storages(self, lfns: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        found: dict[str, tuple[str, ...]] = {}
+        for start in range(0, len(lfns), 500):
+            batch = list(lfns[start:start + 500])
+            found.update((lfn, tuple(storages.split(","))) for lfn, storages in self.db.execute(
+                f"SELECT lfn, storages FROM files WHERE lfn IN ({','.join('?' * len(batch))})",
+                batch))
+        return found
 
     def local_paths(self, lfns: Sequence[str]) -> dict[str, str]:
         paths: dict[str, str] = {}

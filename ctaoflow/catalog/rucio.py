@@ -19,6 +19,7 @@ names from a streamed ``list_dids``, then one ``get_metadata_bulk`` and one
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import hashlib
 import itertools
 import logging
@@ -240,6 +241,34 @@ class RucioCatalog(Catalog):
             if previous:
                 yield from _with_storages(*previous)
 
+    def names(self, query: Query, since: dt.datetime | None = None) -> Iterator[str]:
+        """Names only (one streamed ``list_dids``); with ``since``, only DIDs created after it
+        (Rucio's ``created_after``) when the query filters DID columns only: Rucio cannot
+        mix it with custom keys, so those list every match."""
+        if problems := unsupported(query):
+            raise self._error(f"cannot run query: {problems[0]}")
+        filters = _plan(query).filters
+        if since is not None and all(c.key in COLUMN_KEYS for c in query.conditions):
+            after = since.strftime("%Y-%m-%dT%H:%M:%S")
+            filters = [{**group, "created_after": after} for group in filters]
+        with self._errors(f"query {query}"):
+            yield from self._stream_names(filters)
+
+    def files(self, query: Query, lfns: Sequence[str]) -> Iterator[CatalogFile]:
+        """Metadata and replicas of ``lfns`` (names of this catalog's scope), page by page."""
+        residual = _plan(query).residual
+        with self._errors(f"query {query}"):
+            for page in _batches(lfns, self.page_size):
+                found = self._metadata(page, residual)
+                yield from _with_storages(found, _done(self._storages(list(found))))
+
+    def storages(self, lfns: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        found: dict[str, tuple[str, ...]] = {}
+        with self._errors("list_replicas"):
+            for page in _batches(lfns, self.page_size):
+                found.update(self._storages(page))
+        return found
+
     def _stream_names(self, filters: list[dict[str, Any]]) -> Iterator[str]:
         """``list_dids`` read as a stream (rucio-clients buffers the whole body otherwise)."""
         from rucio.common.constants import HTTPMethod
@@ -403,6 +432,13 @@ class RucioCatalog(Catalog):
         """Drop the session and the private token directory."""
         self.client.session.close()
         self._token_dir.cleanup()
+
+
+def _done(value: Any) -> Future:
+    """``value`` as a finished Future."""
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 def _with_storages(files: dict[str, CatalogFile], storages: Future) -> Iterator[CatalogFile]:

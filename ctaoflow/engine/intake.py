@@ -6,6 +6,7 @@ emitted only when the transformation may flush.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter
 from typing import Iterator
@@ -18,13 +19,16 @@ from ctaoflow.engine import outbox
 from ctaoflow.engine.context import BATCH, Context, batches, event
 from ctaoflow.engine.grouping import plugin
 from ctaoflow.engine.ledger import (FileRow, FileStatus, TaskRow, TaskStatus,
-                                    TransformationRow, TransformationStatus, insert_ignore)
+                                    TransformationRow, TransformationStatus, insert_ignore, now)
 from ctaoflow.spec.chaining import input_query
 from ctaoflow.spec.model import Transformation
 
 # Open MC runs at most: a DAG run maps over these tasks' chunks, and a target of millions
 # is reached over successive runs, each prepare one bounded transaction.
 MC_TASKS_PER_PREPARE = 10_000
+# How far before the last intake a catalog listing starts again (registration times are
+# the catalog's clock; a registration may commit after its time is stamped).
+INTAKE_MARGIN = dt.timedelta(hours=1)
 
 
 def prepare(ctx: Context, name: str) -> list[int]:
@@ -32,6 +36,7 @@ def prepare(ctx: Context, name: str) -> list[int]:
     t = ctx.production.transformation(name)
     with ctx.sessions.begin() as session:
         row = ctx.row(session, name)
+        session.refresh(row, with_for_update=True)  # one intake per transformation at a time
         if row.status == TransformationStatus.STOPPED.value:
             return []
         if t.type == "mc_simulation":
@@ -98,26 +103,57 @@ def parents_complete(session: Session, row: TransformationRow, t: Transformation
 
 
 def _intake(ctx: Context, session: Session, row: TransformationRow, t: Transformation) -> int:
-    """Add catalog files matching the input query that the ledger does not know."""
-    before = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
+    """Add catalog files matching the input query that the ledger does not know.
+
+    Names first; metadata and replicas only for names the transformation does not know.
+    A catalog that can lists only what was registered since the last intake, less
+    ``INTAKE_MARGIN`` (clock skew, registrations committed late).
+    """
+    started = now()
+    query = input_query(ctx.production, t)
+    since = row.intake_at - INTAKE_MARGIN if row.intake_at else None
     own = {"production": ctx.production.production, "transformation": t.name}
-    candidates = (f for f in ctx.catalog.query(input_query(ctx.production, t))
-                  if any(f.metadata.get(k) != v for k, v in own.items()))  # never its own outputs
-    for batch in batches(candidates):
+    before = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
+    for names in batches(ctx.catalog.names(query, since)):
+        known = set(session.scalars(select(FileRow.lfn).where(
+            FileRow.transformation_id == row.id, FileRow.lfn.in_(names))))
+        new = [name for name in names if name not in known]
+        if not new:
+            continue
+        candidates = [f for f in ctx.catalog.files(query, new)
+                      if any(f.metadata.get(k) != v for k, v in own.items())]  # not its outputs
         insert_ignore(session, FileRow.__table__, (
             {"transformation_id": row.id, "lfn": f.lfn, "size": f.size,
              "storages": list(f.storages), "meta": f.metadata,
-             "status": FileStatus.UNUSED.value, "error_count": 0} for f in batch))
-    after = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id))
-    if after > before:
-        event(session, row, "intake", f"{after - before} new input files")
-        outbox.files(session, row.id, [(None, FileStatus.UNUSED.value, after - before)])
-    return after - before
+             "status": FileStatus.UNUSED.value, "error_count": 0} for f in candidates))
+    row.intake_at = started
+    added = session.scalar(select(func.count()).where(FileRow.transformation_id == row.id)) - before
+    if added:
+        event(session, row, "intake", f"{added} new input files")
+        outbox.files(session, row.id, [(None, FileStatus.UNUSED.value, added)])
+    return added
+
+
+def refresh_storages(ctx: Context, session: Session, row: TransformationRow,
+                     t: Transformation) -> None:
+    """Groupings by replica storages (standard, by_size) see each unused file's replicas
+    as the catalog has them now: a new replica changes the group it joins."""
+    if t.grouping.plugin not in ("standard", "by_size"):
+        return
+    unused = session.execute(select(FileRow.id, FileRow.lfn, FileRow.storages).where(
+        FileRow.transformation_id == row.id, FileRow.status == FileStatus.UNUSED.value)).all()
+    for batch in batches(unused):
+        now_at = ctx.catalog.storages([lfn for _, lfn, _ in batch])
+        changed = [{"id": file_id, "storages": list(now_at[lfn])} for file_id, lfn, old in batch
+                   if lfn in now_at and list(now_at[lfn]) != list(old)]
+        if changed:
+            session.execute(update(FileRow), changed)
 
 
 def _group(ctx: Context, session: Session, row: TransformationRow,
            t: Transformation) -> list[TaskRow]:
     """Cut the unused files into tasks, streamed from the ledger in LFN order."""
+    refresh_storages(ctx, session, row, t)
     flush = parents_complete(session, row, t)
     next_index = _next_index(session, row)
     unused = session.execute(

@@ -17,8 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Iterable
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint, create_engine, event, exc)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint, create_engine, event, exc)
 from sqlalchemy.engine import URL, Engine, ExceptionContext, make_url
 from sqlalchemy.orm import (DeclarativeBase, Mapped, Session, mapped_column, relationship,
                             sessionmaker)
@@ -101,6 +101,7 @@ class TransformationRow(Base):
     flush_count: Mapped[int] = mapped_column(Integer, default=0)
     next_chunk: Mapped[int] = mapped_column(Integer, default=0)
     extra_runs: Mapped[int] = mapped_column(Integer, default=0)  # MC extension by hand
+    intake_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # last catalog listing
 
 
 class FileRow(Base):
@@ -110,7 +111,7 @@ class FileRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     transformation_id: Mapped[int] = mapped_column(ForeignKey("transformations.id"), index=True)
     lfn: Mapped[str] = mapped_column(String(1024))
-    size: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes: files pass 2 GiB
     storages: Mapped[list[str]] = mapped_column(default=list)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default=FileStatus.UNUSED.value, index=True)
@@ -256,9 +257,18 @@ def engine_for(url: str | None = None) -> Engine:
             _check_sqlite_file(engine.url.database)
             event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "handle_error", partial(_ledger_error, timeout=timeout))
-        Base.metadata.create_all(engine)
+        from ctaoflow.engine.migrations import upgrade
+
+        upgrade(engine, Base.metadata)
         _ENGINES[url] = engine
     return _ENGINES[url]
+
+
+def dispose_engines() -> None:
+    """Close every engine's connections (before a database is dropped)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
 
 
 def _check_sqlite_file(database: str | None) -> None:

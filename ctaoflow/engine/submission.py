@@ -51,7 +51,8 @@ def submit(ctx: Context, name: str, chunk: int, revive: bool = False) -> ChunkRe
         row = ctx.row(session, name)
         if revive:
             _revive(session, row, chunk)
-        tasks = session.scalars(chunk_tasks(row, chunk, TaskStatus.CREATED)).all()
+        tasks = session.scalars(chunk_tasks(row, chunk, TaskStatus.CREATED)  # one claim each
+                                .with_for_update(skip_locked=True)).all()
         held_until = _plan_jobs(ctx, session, row, t, tasks)
     _send(ctx, name, chunk)
     result = state(ctx, name, chunk)
@@ -204,10 +205,15 @@ def _send(ctx: Context, name: str, chunk: int) -> None:
     """Hand Submitting jobs to their sites: reconnect by name first, then submit."""
     with ctx.sessions() as session:
         row = ctx.row(session, name)
-        by_site: dict[str, list[JobRow]] = defaultdict(list)
-        for job in session.scalars(chunk_jobs(row, chunk, JobStatusName.SUBMITTING)).all():
-            by_site[job.site].append(job)
-        for site, site_jobs in by_site.items():
+        sites = sorted(set(job.site for job in session.scalars(
+            chunk_jobs(row, chunk, JobStatusName.SUBMITTING)).all()))
+        session.commit()
+        for site in sites:  # each site's jobs claimed (locked) by one sender until sent
+            site_jobs = session.scalars(chunk_jobs(row, chunk, JobStatusName.SUBMITTING)
+                                        .where(JobRow.site == site)
+                                        .with_for_update(skip_locked=True, of=JobRow)).all()
+            if not site_jobs:
+                continue
             backend = ctx.backend(site)
             try:
                 known = backend.find([j.name for j in site_jobs])

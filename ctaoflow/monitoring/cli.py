@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 import time
@@ -37,8 +36,10 @@ def _connection() -> dict[str, Any]:
     return conn
 
 
-def _ledger(args: argparse.Namespace) -> str | None:
-    return args.ledger or os.environ.get("AIRFLOW_CONN_CTAOFLOW_LEDGER") or None
+def _ledger(args: argparse.Namespace) -> str:
+    from ctaoflow.connections import ledger_url, resolve
+
+    return ledger_url(args.ledger) if args.ledger else resolve().ledger_url
 
 
 def _sender(args: argparse.Namespace):

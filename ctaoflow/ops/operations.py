@@ -35,10 +35,14 @@ class OperationError(ValueError):
 
 def _rows(session: Session, production: Production,
           transformation: str | None = None) -> list[TransformationRow]:
+    """The production's transformations, locked (``FOR UPDATE``, in id order) until the
+    action commits: an action and an intake of one transformation never interleave."""
     rows = session.scalars(select(TransformationRow).join(ProductionRow)
                            .where(ProductionRow.name == production.production,
                                   TransformationRow.status
-                                  != TransformationStatus.REMOVED.value)).all()
+                                  != TransformationStatus.REMOVED.value)
+                           .order_by(TransformationRow.id)
+                           .with_for_update(of=TransformationRow)).all()
     if not rows:
         raise OperationError(f"production {production.production!r} has not run yet: "
                              "nothing in the ledger")
@@ -48,7 +52,7 @@ def _rows(session: Session, production: Production,
     if not chosen:
         raise OperationError(f"no transformation {transformation!r} in production "
                              f"{production.production!r}; one of: "
-                             f"{', '.join(r.name for r in rows)}")
+                             f"{', '.join(sorted(r.name for r in rows))}")
     return chosen
 
 
@@ -134,8 +138,9 @@ def reset(production: Production, transformation: str | None = None, site: str |
         total = 0
         for row in _rows(session, production, transformation):
             count, forced = 0, 0
-            files = session.scalars(select(FileRow).where(
-                FileRow.transformation_id == row.id, FileRow.status.in_(statuses))).all()
+            files = session.scalars(select(FileRow).where(  # locked: a job's result waits
+                FileRow.transformation_id == row.id, FileRow.status.in_(statuses))
+                .order_by(FileRow.id).with_for_update()).all()
             for f in files:
                 if chosen is not None and f.lfn not in chosen:
                     continue

@@ -1,9 +1,10 @@
 """ProductionHook: the ledger, the catalog and the sites of a production, from Airflow
 connections, with ctaoflow's embedded defaults where no connection is defined.
 
-Connections: ``ctaoflow_ledger`` (a SQLAlchemy URL as the connection URI, e.g.
-``postgresql://...``), ``ctaoflow_catalog`` (conn type ``rucio``: see RucioHook), and
-each site's own ``connection`` (config/sites.yaml) for its batch system.
+Connections: ``ctaoflow_ledger`` (type postgres, or a ``sqlite:///`` URI) and
+``ctaoflow_catalog`` (type ``rucio``), resolved by ``ctaoflow.connections.resolve`` as
+every entry point does; each site's own ``connection`` (config/sites.yaml) for its batch
+system.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from pathlib import Path
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
+from sqlalchemy.orm import Session, sessionmaker
 
-from ctaoflow import settings
+from ctaoflow import connections
 from ctaoflow.backends import Backend, SiteConfig, make_backend
 from ctaoflow.catalog.base import Catalog
-from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.engine import Engine
+from ctaoflow.engine.ledger import session_factory
+from operators.hooks.connections import lookup
 from ctaoflow.sites import load_sites
 from ctaoflow.spec.model import Production
 from ctaoflow.spec.cache import load_production
@@ -76,16 +79,17 @@ class ProductionHook(BaseHook):
         production = _production(self.spec_path, Path(self.spec_path).stat().st_mtime)
         return for_night(production, self.night) if self.night else production
 
-    def ledger_url(self) -> str | None:
-        conn = _connection(self.ledger_conn_id)
-        return conn.get_uri() if conn else None
+    def resolved(self) -> connections.Resolved:
+        return connections.resolve(lookup, self.ledger_conn_id, self.catalog_conn_id)
+
+    def ledger_url(self) -> str:
+        return self.resolved().ledger_url
+
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.ledger_url())
 
     def catalog(self) -> Catalog:
-        conn = _connection(self.catalog_conn_id)
-        if conn is not None and conn.conn_type == "rucio":
-            from operators.hooks.rucio import RucioHook
-            return RucioHook(self.catalog_conn_id).get_conn()
-        return EmbeddedCatalog(settings.home() / "catalog")
+        return connections.catalog(self.resolved().catalog)
 
     def engine(self) -> Engine:
         from operators.hooks import monitoring

@@ -1,10 +1,5 @@
-"""RucioHook: an Airflow connection of type ``rucio`` turned into a RucioCatalog.
-
-Connection fields: host (``http(s)://host``, or a bare host name), port, login
-(userpass identity), password, and in ``extra``: ``auth_host``, ``account`` (default
-``root``), ``auth_type`` (``userpass`` | ``oidc`` | ``token``), ``token``, ``scope``
-(default ``ctao``), ``ca_cert``, ``rule_expression``, ``prefer`` (list of RSEs).
-"""
+"""RucioHook: an Airflow connection of type ``rucio`` turned into a RucioCatalog (its
+fields: ``ctaoflow.connections.rucio_catalog``)."""
 
 from __future__ import annotations
 
@@ -13,6 +8,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 
 from ctaoflow.catalog.rucio import RucioCatalog
+from ctaoflow.connections import Connection, rucio_catalog
 
 
 class RucioHook(BaseHook):
@@ -30,18 +26,9 @@ class RucioHook(BaseHook):
     def get_conn(self) -> RucioCatalog:
         """A connected RucioCatalog; raises CatalogError (one line) if the server refuses it."""
         conn = self.get_connection(self.rucio_conn_id)
-        extra: dict[str, Any] = conn.extra_dejson
-        host = conn.host or ""
-        if "://" not in host:
-            host = f"{conn.schema or 'https'}://{host}"
-        if conn.port:
-            host = f"{host.rstrip('/')}:{conn.port}"
-        return RucioCatalog(
-            host, auth_host=extra.get("auth_host"), account=extra.get("account", "root"),
-            auth_type=extra.get("auth_type", "userpass"), username=conn.login,
-            password=conn.password, token=extra.get("token"), scope=extra.get("scope", "ctao"),
-            ca_cert=extra.get("ca_cert"), rule_expression=extra.get("rule_expression"),
-            prefer=extra.get("prefer", ()), name=self.rucio_conn_id)
+        return rucio_catalog(Connection(conn.conn_type or "rucio", conn.host, conn.port,
+                                        conn.login, conn.password, conn.schema,
+                                        conn.extra_dejson), self.rucio_conn_id)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

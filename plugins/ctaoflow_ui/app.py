@@ -17,6 +17,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from ctaoflow import connections
 from ctaoflow.engine.ledger import LedgerError, session_factory
 from ctaoflow.ops import overview, report
 from ctaoflow.ops.audit import audit as audit_production
@@ -30,6 +31,7 @@ from ctaoflow.spec.model import Production
 from ctaoflow.spec.nights import for_night, night_of
 from ctaoflow.spec.validation import SpecError
 
+from operators.hooks.connections import lookup
 from operators.hooks.production import ProductionHook, backend_for
 
 from . import access, pages
@@ -57,9 +59,14 @@ def productions() -> dict[str, tuple[Path, Production]]:
     return found
 
 
+def ledger_url() -> str:
+    """The ledger of every entry point: the ``ctaoflow_ledger`` connection, else the
+    embedded default (``ctaoflow.connections``)."""
+    return connections.resolve(lookup).ledger_url
+
+
 def sessions() -> sessionmaker[Session]:
-    """The ledger's sessions (one engine per process)."""
-    return session_factory()
+    return session_factory(ledger_url())
 
 
 def _production(dag_id: str, night: str | None) -> tuple[Path, Production]:
@@ -116,7 +123,7 @@ def production_page(request: Request, dag_id: str, user: access.User, night: str
     spec = productions()[dag_id][1]
     nights = ([line for line in overview.production_lines(sessions(), {dag_id}) if line.night]
               if spec.nightly else [])
-    table = (night_status(spec, night_of(night))
+    table = (night_status(spec, night_of(night), ledger_url())
              if night and spec.nightly else None)
     order = [(t.name, list(t.all_parents)) for t in topological_order(production)]
     return pages.production_page(
