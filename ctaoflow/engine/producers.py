@@ -12,11 +12,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ctaoflow.engine.ledger import (ProductionRow, SpecVersionRow, TransformationRow,
-                                    TransformationStatus)
+from ctaoflow.engine.ledger import (
+    ProductionRow,
+    SpecVersionRow,
+    TransformationRow,
+    TransformationStatus,
+)
 from ctaoflow.spec.model import Production, Transformation
 from ctaoflow.spec.producers import Made, catalog_queries, made_by, producers
-
 
 _MADE: dict[str, tuple[Made, ...]] = {}  # spec hash -> what its transformations make
 

@@ -10,8 +10,9 @@ match).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ctaoflow.spec.chaining import StaticMetadata
 from ctaoflow.spec.model import Production, Transformation
@@ -62,11 +63,11 @@ def catalog_queries(t: Transformation) -> Iterator[tuple[str, Query]]:
             yield f"side input {placeholder}", Query.parse(source)
 
 
-def notes(productions: Iterable[Production]) -> list[str]:
-    """One line per catalog query that no known production makes (raw data, or files
-    registered by hand): a note, not an error."""
+def notes(productions: Iterable[Production], others: Iterable[Production] = ()) -> list[str]:
+    """One line per catalog query of ``productions`` that none of them nor ``others``
+    makes (raw data, or files registered by hand): a note, not an error."""
     productions = list(productions)
-    known = [m for p in productions for m in made_by(p)]
+    known = [m for p in [*productions, *others] for m in made_by(p)]
     lines = []
     for p in productions:
         for t in p.transformations:
