@@ -63,7 +63,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ctaoflow-dagbuild-"))
     productions = tmp / "productions"
     productions.mkdir()
-    seeds = (ROOT / "config/productions/seeds_processing.yaml").read_text()
+    seeds = (ROOT / "benchmarks/seeds_29_transformations.yaml").read_text()
     name = next(line.split(":", 1)[1].strip() for line in seeds.splitlines()
                 if line.startswith("production:"))
     for i in range(50):
