@@ -120,3 +120,21 @@ def test_the_seeds_campaign_chains_through_the_catalog() -> None:
     lines = notes(specs)
     # only the DL0 readers have no maker among the five: the simulation is not one of them
     assert lines and all("seeds_dl0_to_dl2" in line for line in lines), lines
+
+
+def test_an_apply_waits_for_a_model_named_in_its_own_production(home: Path) -> None:
+    spec = _train()
+    apply = _apply()["transformations"][0]
+    apply["input"] = {"query": {"data_level": "DL0", "outputType": {"nin": ["Model"]}}}
+    apply["job"]["side_inputs"] = {"model": "train"}
+    spec["transformations"].append(apply)
+    engine = engine_for(spec)
+    register_demo_inputs(engine.catalog, gamma=2, proton=0)
+    engine.sync()
+    assert engine.prepare("apply") == []  # the DL0 files are in, the model is not made yet
+    (chunk,) = engine.prepare("train")
+    run_chunk(engine, "train", chunk)
+    engine.finalize("train")
+    (chunk,) = engine.prepare("apply")
+    run_chunk(engine, "apply", chunk)
+    assert _tasks(engine, "apply") == {"Done": 2}

@@ -3,7 +3,7 @@
 A transformation that reads another production's outputs through a catalog query (no
 ``from:``) waits for that producer as it would for a parent: its partial groups are
 flushed, and it completes, only once every producing transformation is Completed; its
-tasks are not created before the producers of its side-input queries (its models) are.
+tasks are not created before the makers of its side inputs (its models) are complete.
 Producers are found among the productions of the ledger, by their applied spec.
 """
 
@@ -46,11 +46,13 @@ def known(session: Session) -> list[Made]:
 def upstream(session: Session, row: TransformationRow, t: Transformation,
              side_inputs: bool = False) -> dict[tuple[str, str], str]:
     """(production, transformation) -> ledger status of each producer of ``t``'s input
-    query (or, with ``side_inputs``, of its side-input queries)."""
+    query (or, with ``side_inputs``, of its side inputs: found by query, or named)."""
     own = session.scalar(select(ProductionRow.name).where(ProductionRow.id == row.production_id))
     made = known(session)
     found = {p for what, query in catalog_queries(t) if (what != "input") == side_inputs
              for p in producers(query, made, (own, t.name))}
+    if side_inputs:  # the makers named in this production too
+        found |= {(own, s) for s in t.job.side_inputs.values() if isinstance(s, str)}
     if not found:
         return {}
     statuses = dict.fromkeys(found, "New")
