@@ -72,7 +72,9 @@ def test_the_seeds_campaign_on_real_files_rucio_and_slurm(ctapipe_env, rucio_on_
 
     files = [*processed, *merged[1], *merged[2], *merged[3], energy, classifier, *with_energy, final]
     paths = catalog.local_paths([f.lfn for f in files])
-    read = {f.lfn: v for f, v in zip(files, inspect_h5(ctapipe_env, *(paths[f.lfn] for f in files)).values())}
+    found = inspect_h5(ctapipe_env, [paths[f.lfn] for f in files],
+                       full=[paths[f.lfn] for f in (*with_energy, final)])
+    read = {f.lfn: found[paths[f.lfn]] for f in files}
     # events conserved: every file of every stage holds the file's 31 showers
     assert {read[f.lfn]["events"] for f in processed + merged[1] + merged[2] + merged[3]} == {SHOWERS}
     assert all("/dl2/event/subarray/geometry/HillasReconstructor" in read[f.lfn]["tables"]
