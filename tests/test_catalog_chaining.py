@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
+from ctaoflow import cli
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
 from ctaoflow.spec.model import Production
@@ -138,3 +140,16 @@ def test_an_apply_waits_for_a_model_named_in_its_own_production(home: Path) -> N
     (chunk,) = engine.prepare("apply")
     run_chunk(engine, "apply", chunk)
     assert _tasks(engine, "apply") == {"Done": 2}
+
+
+def test_ctaoflow_validate_prints_the_notes_and_passes(capsys: pytest.CaptureFixture) -> None:
+    folder = Path(__file__).parents[1] / "config" / "productions"
+    with pytest.raises(SystemExit) as info:  # the folder's other productions are known too
+        cli.main(["validate", str(folder / "seeds_merge.yaml"), str(folder / "seeds_apply.yaml")])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.splitlines() == ["2 file(s) valid"]  # their makers are known
+    with pytest.raises(SystemExit) as info:
+        cli.main(["validate", str(folder / "seeds_dl0_to_dl2.yaml")])
+    lines = capsys.readouterr().out.splitlines()
+    assert info.value.code == 0 and lines[-1] == "1 file(s) valid"
+    assert len(lines) == 8 and all(line.startswith("NOTE: seeds_dl0_to_dl2: process_") for line in lines[:7])
