@@ -64,7 +64,7 @@ def test_the_seeds_campaign_on_real_files_rucio_and_slurm(ctapipe_env, rucio_on_
     (energy,) = outputs(outputType="Model", model="energy_regressor")
     (classifier,) = outputs(outputType="Model", model="particle_classifier")
     assert classifier.metadata["quality"] == "MEANINGLESS"
-    with_energy = outputs(reconstructed="energy")
+    with_energy = outputs(reconstructed="energy", outputType="Data")  # the classifier inherits the key
     assert {f.metadata["particle"] for f in with_energy} == {"gamma-diffuse", "proton"}
     (final,) = outputs(reconstructed="energy+gammaness")
     assert (final.metadata["split"], final.metadata["analysis_prog"]) == ("test", "ctapipe-apply-models")
