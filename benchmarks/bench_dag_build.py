@@ -63,7 +63,7 @@ def folders(tmp: Path) -> tuple[Path, Path]:
     """Under ``tmp``: 50 copies of the seeds production, and the EmptyOperator DAG file."""
     productions = tmp / "productions"
     productions.mkdir()
-    seeds = (ROOT / "config/productions/seeds_processing.yaml").read_text()
+    seeds = (ROOT / "benchmarks/seeds_29_transformations.yaml").read_text()
     name = next(line.split(":", 1)[1].strip() for line in seeds.splitlines()
                 if line.startswith("production:"))
     for i in range(50):

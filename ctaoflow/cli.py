@@ -84,8 +84,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for line in errors:
         print(line, file=sys.stderr)
     if not errors:
+        for line in _notes(args.files):
+            print(line)
         print(f"{len(args.files)} file(s) valid")
     return 1 if errors else 0
+
+
+def _notes(files: list[str]) -> list[str]:
+    """Notes on catalog queries no known production makes; the productions known are the
+    files checked and the other valid YAML files of their folders."""
+    from ctaoflow.spec.producers import notes
+
+    named = {Path(f).resolve() for f in files}
+    others = []
+    for path in sorted({p for f in named for p in f.parent.glob("*.yaml")} - named):
+        try:
+            others.append(load_production(path))
+        except (SpecError, OSError):
+            continue
+    return notes([load_production(f) for f in files], others)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_notice import announce
+from tests.job_env import JobEnv
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVICE = ROOT / "services" / "lstchain"
+LSTCHAIN = JobEnv("lstchain", "CTAOFLOW_LSTCHAIN_ENV", "lstchain_mc_r0_to_dl1",
+                  "lstchain 0.12.3 (ctapipe 0.25)", "about 2 minutes")
+ROOT = LSTCHAIN.folder.parents[1]
+SERVICE = LSTCHAIN.folder
 JOBS = SERVICE / "jobs"
-STAMP_NAME = ".ctaoflow-installed"  # written by install.sh
 SIMTEL_DIR = Path(os.environ.get("CTAOFLOW_SIMTEL_DIR") or "/work/shared/data/simtel")
 GAMMA = "history_meta_75.simtel.zst"  # 1 gamma shower, seen by the 4 LSTs (tel 1-4)
 PROTON = "run202_proton_za20deg_azm0deg-North-Prod5_test-production-5-mini.simtel.zst"
@@ -30,29 +31,10 @@ TRAIN_CONFIG = SERVICE / "config" / "train_tiny_meaningless.json"
 CACHE = ROOT / "var" / "lstchain-cache"
 
 
-def lstchain_env_path() -> Path:
-    """Where install.sh puts (and the job wrappers look for) the lstchain virtualenv."""
-    return Path(os.environ.get("CTAOFLOW_LSTCHAIN_ENV") or ROOT / "var" / "lstchain")
-
-
-def up_to_date(env: Path) -> bool:
-    stamp = env / STAMP_NAME
-    return (stamp.exists() and stamp.stat().st_mtime > (SERVICE / "requirements.txt").stat().st_mtime
-            and (env / "bin" / "lstchain_mc_r0_to_dl1").exists())
-
-
 @pytest.fixture(scope="session")
 def lstchain_env(pytestconfig: pytest.Config) -> Path:
     """The bin directory of an installed lstchain 0.12.3 environment (installed if needed)."""
-    env = lstchain_env_path()
-    if not up_to_date(env):
-        announce(pytestconfig, f"lstchain_env: installing lstchain 0.12.3 (ctapipe 0.25) into {env}: "
-                 "services/lstchain/install.sh (about 2 minutes; kept afterwards)")
-    result = subprocess.run(["bash", str(SERVICE / "install.sh")], check=False, capture_output=True, text=True)
-    if result.returncode:
-        tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
-        pytest.fail("services/lstchain/install.sh failed: " + " | ".join(tail), pytrace=False)
-    return env / "bin"
+    return LSTCHAIN.install(pytestconfig)
 
 
 def job(bin_dir: Path, script: str, *args: object) -> str:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ctaoflow.backends.base import SiteConfig
 from tests.service_notice import announce
@@ -69,6 +71,18 @@ def slurm_cluster(pytestconfig: pytest.Config) -> Iterator[SlurmCluster]:
                        jobcomp=Path(_config("JobCompLoc")), conf=conf)
     if started and os.environ.get("SLURM_KEEP") != "1":
         _script("stop.sh")
+
+
+def use_slurm_site(cluster: SlurmCluster, folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Write ``folder``/sites.yaml with one site, ``slurm``, on ``cluster`` (32 slots, storage
+    LOCAL-DISK), point CTAOFLOW_SITES at it and put this virtualenv's python first on PATH
+    (for the jobs); returns the site name."""
+    sites = folder / "sites.yaml"
+    sites.write_text(yaml.safe_dump({"sites": {"slurm": {
+        "backend": "slurm", "queue": cluster.site.queue, "slots": 32, "storages": ["LOCAL-DISK"]}}}))
+    monkeypatch.setenv("CTAOFLOW_SITES", str(sites))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return "slurm"
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
 from ctaoflow.engine.ledger import FileRow, JobRow
 from tests.engine_driver import engine_for, run_chunk
+from tests.slurm_service import use_slurm_site
 
 PROJECT = Path(__file__).parents[1]
 pytestmark = pytest.mark.slurm
@@ -26,13 +27,7 @@ pytestmark = pytest.mark.slurm
 @pytest.fixture
 def slurm_site(slurm_cluster, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A sites file with one Slurm site; jobs see this virtualenv's python first."""
-    sites = home.parent / "sites.yaml"
-    sites.write_text(yaml.safe_dump({"sites": {"slurm": {
-        "backend": "slurm", "queue": slurm_cluster.site.queue, "slots": 32,
-        "storages": ["LOCAL-DISK"]}}}))
-    monkeypatch.setenv("CTAOFLOW_SITES", str(sites))
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    return "slurm"
+    return use_slurm_site(slurm_cluster, home.parent, monkeypatch)
 
 
 def _spec(command: list[str], walltime: str = "10m", **defaults) -> dict:

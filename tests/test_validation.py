@@ -58,7 +58,8 @@ def check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_examples_exist() -> None:
     names = {p.name for p in EXAMPLES}
-    assert {"demo.yaml", "seeds_processing.yaml", "mc_simulation.yaml"} <= names
+    assert {"demo.yaml", "seeds_dl0_to_dl2.yaml", "seeds_merge.yaml", "seeds_apply.yaml",
+            "mc_simulation.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -96,23 +97,26 @@ def test_demo_structure() -> None:
 
 
 def test_seeds_structure() -> None:
-    p = load_production(ROOT / "config/productions/seeds_processing.yaml")
-    assert len(p.transformations) == 29
-    types = [t.type for t in p.transformations]
-    assert types.count("processing") == 7 and types.count("merging") == 14
-    assert types.count("training") == 2 and types.count("apply_models") == 6
-    assert {t.grouping.group_size for t in p.transformations if t.name.startswith("process_")} == {5}
-    assert {t.grouping.group_size for t in p.transformations
-            if t.name.startswith("merge_") and not t.name.startswith("merge_all_")} == {50}
-    classifier = p.transformation("train_classifier")
-    assert classifier.job.side_inputs == {"background": "apply_energy_proton_train_cl"}
-    assert p.transformation("apply_models_gamma_perf").all_parents == [
-        "merge_all_gamma_perf", "train_energy", "train_classifier"]
-    # the merge-key queries keep both the shared DL0 conditions and their own
-    assert p.transformations[6].input.query == {
-        "data_level": "DL0", "MCCampaign": "PROD6", "array_layout": "Alpha", "thetaP": 20,
-        "phiP": 180, "particle": "electron", "subset": "perf"}
-    assert p.defaults.resources.memory_mb == 2000
+    seeds = {name: load_production(ROOT / f"config/productions/seeds_{name}.yaml")
+             for name in ("dl0_to_dl2", "merge", "train_energy", "train_classifier", "apply")}
+    assert [len(p.transformations) for p in seeds.values()] == [7, 21, 3, 1, 4]
+    process, merge = seeds["dl0_to_dl2"], seeds["merge"]
+    assert {t.grouping.group_size for t in process.transformations} == {1}  # one DL2 per DL0
+    assert [t.grouping.group_size for t in merge.transformations[:3]] == [50, 25, 10000]
+    assert [t.outputs[0].metadata["merged"] for t in merge.transformations[:3]] == [1, 2, 3]
+    # the productions name no other: each reads the previous one's outputs by query
+    firsts = [merge.transformations[0], seeds["train_energy"].transformations[0],
+              *seeds["train_classifier"].transformations, *seeds["apply"].transformations]
+    assert all(t.input.query and not t.input.from_ for t in firsts)
+    assert process.transformations[6].input.query == {
+        "MCCampaign": "PROD6", "array_layout": "Alpha", "site": "LaPalma", "thetaP": 20,
+        "phiP": 180, "data_level": 0, "outputType": "Data", "particle": "electron",
+        "split": "test"}
+    apply = seeds["apply"].transformation("apply_gamma_test")
+    assert apply.job.side_inputs["classifier_model"]["outputType"] == "Model"
+    assert apply.all_parents == []  # its models come by query, from another production
+    assert seeds["train_classifier"].transformations[0].job.side_inputs["background"][
+        "particle"] == "proton"
 
 
 def test_mc_structure() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ctaoflow.catalog.base import CatalogFile
-from ctaoflow.engine import outbox
+from ctaoflow.engine import outbox, producers
 from ctaoflow.engine.context import BATCH, Context, batches, event
 from ctaoflow.engine.grouping import plugin
 from ctaoflow.engine.ledger import (FileRow, FileStatus, TaskRow, TaskStatus,
@@ -43,9 +43,15 @@ def prepare(ctx: Context, name: str) -> list[int]:
             new_tasks = _mc_tasks(ctx, session, row, t)
         else:
             new_files = _intake(ctx, session, row, t)
+            models = producers.waiting_for(producers.upstream(session, row, t, side_inputs=True))
             if all_group_ran(session, row, t):
                 if new_files:
                     event(session, row, "held", f"{new_files} new input file(s) held: {HELD}")
+                new_tasks = []
+            elif models:
+                if new_files:
+                    event(session, row, "held", f"{new_files} new input file(s) wait for the "
+                                                f"makers of their side inputs: {', '.join(models)}")
                 new_tasks = []
             else:
                 new_tasks = _group(ctx, session, row, t)
@@ -87,13 +93,15 @@ def groups_that_ran(session: Session, row: TransformationRow, t: Transformation)
 def parents_complete(session: Session, row: TransformationRow, t: Transformation) -> bool:
     """Partial groups are emitted when every parent is complete or by hand.
 
-    A transformation without parents reads a catalog snapshot: each run flushes it.
+    A transformation without parents waits for the productions that make what its query
+    asks for (``producers``); when none is known it reads a catalog snapshot: each run
+    flushes it.
     """
     if row.status == TransformationStatus.FLUSH.value:
         return True
     parents = t.all_parents
     if not parents:
-        return True
+        return not producers.waiting_for(producers.upstream(session, row, t))
     statuses = session.scalars(
         select(TransformationRow.status)
         .where(TransformationRow.production_id == row.production_id,
