@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a private Redis (Debian's redis-server, installed first if missing; needs root for
-# apt-get) on 127.0.0.1:$REDIS_PORT (default 16379) as a plain process, no persistence:
+# apt-get) on 127.0.0.1:$REDIS_PORT (default 16379) as a plain process (append-only file, fsync always):
 # the Celery broker of the distributed Airflow deployment. Idempotent: a running one on
 # the port is reused. State under $REDIS_BASE (default var/redis). Prints "redis ready".
 set -euo pipefail
@@ -22,7 +22,7 @@ if ! command -v redis-server >/dev/null; then
 fi
 # a plain process in its own session, so the caller's process group can be killed alone
 setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize no --save "" \
-  --appendonly no --dir "$REDIS_BASE" --pidfile "$PIDFILE" \
+  --appendonly yes --appendfsync always --dir "$REDIS_BASE" --pidfile "$PIDFILE" \
   --logfile "$REDIS_BASE/redis-$REDIS_PORT.log" </dev/null >/dev/null 2>&1 &
 for _ in $(seq 100); do
   redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1
