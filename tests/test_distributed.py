@@ -9,11 +9,12 @@ from urllib.parse import quote
 
 import pytest
 import yaml
+from sqlalchemy import select
 
 from ctaoflow.catalog.embedded import EmbeddedCatalog
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.engine.ledger import session_factory
+from ctaoflow.engine.ledger import JobRow, session_factory
 from ctaoflow.spec.validation import load_production
 from tests.chaos_scenario import check_faulted, run
 
@@ -49,6 +50,17 @@ def test_chaos_kills_a_scheduler_a_worker_redis_and_the_ledger(distributed_clust
     Path(cluster.env["CTAOFLOW_SITES"]).write_text(yaml.safe_dump({"sites": {"local": {
         "backend": "local", "slots": 16, "storages": ["LOCAL-DISK"],
         "options": {"root": str(Path(cluster.env["CTAOFLOW_HOME"]) / "local-batch")}}}}))
-    outcome = run(cluster, JOBS, faults=True, sites=("local",), kill=cluster.chaos_kill,
+    sessions = session_factory(cluster.ledger_url)
+
+    def kill_while_jobs_run(victim: str) -> bool:
+        """Kill only while jobs are submitted or running (not during the intake)."""
+        with sessions() as session:
+            if not session.scalars(select(JobRow).where(
+                    JobRow.status.in_(("Submitting", "Submitted")))).first():
+                return False
+        return cluster.chaos_kill(victim)
+
+    outcome = run(cluster, JOBS, faults=True, sites=("local",), kill=kill_while_jobs_run,
                   victims=("scheduler-1", "worker-1", "redis", "ledger"))
+    print("kills:", outcome.kills, f"run {outcome.seconds:.0f} s")
     check_faulted(outcome, JOBS, kills=4)
