@@ -38,7 +38,10 @@ def _free_port() -> int:
 
 
 class AirflowCluster:
-    """Airflow's four long-running components, started from ``home``."""
+    """Airflow's four long-running components, started from ``home``. Subclasses
+    (tests/distributed_service.py) change ``components``, ``command`` and ``services``."""
+
+    components: tuple[str, ...] = COMPONENTS
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -90,6 +93,11 @@ class AirflowCluster:
         self.logs.mkdir(exist_ok=True)
 
     @property
+    def ledger_url(self) -> str:
+        """The ledger the tasks write (the ``ctaoflow_ledger`` default: the home's SQLite)."""
+        return f"sqlite:///{Path(self.env['CTAOFLOW_HOME']) / 'ledger.db'}"
+
+    @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
 
@@ -126,10 +134,17 @@ class AirflowCluster:
             raise RuntimeError(f"airflow {' '.join(args)}: {done.stderr.strip()[-2000:]}")
         return done.stdout
 
+    def command(self, component: str) -> list[str]:
+        """The command line of a component (its name is the airflow subcommand here)."""
+        return ["airflow", component]
+
+    def services(self) -> None:
+        """Start what the components need before ``db migrate`` (nothing here)."""
+
     def start(self, component: str) -> None:
         log = open(self.logs / f"{component}.log", "ab")
         self.procs[component] = subprocess.Popen(
-            ["airflow", component], env=self.env, stdout=log, stderr=log,
+            self.command(component), env=self.env, stdout=log, stderr=log,
             stdin=subprocess.DEVNULL, start_new_session=True)
 
     def kill(self, component: str) -> None:
@@ -148,8 +163,9 @@ class AirflowCluster:
     def up(self) -> None:
         (self.home / "airflow").mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT / "config" / "sites.yaml", self.home / "sites.yaml")
+        self.services()
         self.airflow("db", "migrate", timeout=300)
-        for component in COMPONENTS:
+        for component in self.components:
             self.start(component)
         self.wait_api()
 

@@ -127,18 +127,23 @@ class Outcome:
     report: object = None
 
 
-def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1) -> Outcome:
-    """Register inputs, trigger the production, inject process kills, wait for the end."""
+def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1,
+        victims=("scheduler", "triggerer", "worker", "slurmctld"), kill=None,
+        sites=("local", "slurm")) -> Outcome:
+    """Register inputs, trigger the production, inject process kills, wait for the end.
+    ``kill(victim)`` kills and restarts a victim, False when it cannot now (default: the
+    LocalExecutor deployment's)."""
     spec = production(jobs, faults)
+    spec["defaults"]["sites"] = list(sites)
     name = spec["production"]
     (cluster.productions / f"{name}.yaml").write_text(yaml.safe_dump(spec))
     home = Path(cluster.env["CTAOFLOW_HOME"])
     register_demo_inputs(EmbeddedCatalog(home / "catalog"), gamma=jobs, proton=0,
                          first_run=first_run(faults))
     cluster.wait_for_dag(name)
-    sessions = session_factory(f"sqlite:///{home / 'ledger.db'}")
+    sessions = session_factory(cluster.ledger_url)
     rng = random.Random(seed)
-    plan = ["scheduler", "triggerer", "worker", "slurmctld"] if faults else []
+    plan = list(victims) if faults else []
     rng.shuffle(plan)
     kills: list[str] = []
     started = time.monotonic()
@@ -148,7 +153,11 @@ def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1)
         if not plan or elapsed < 6 + 8 * len(kills):
             return
         victim = plan.pop()
-        if victim == "worker":
+        if kill is not None:
+            if not kill(victim):
+                plan.append(victim)
+                return
+        elif victim == "worker":
             if not _kill_a_worker():
                 plan.append(victim)
                 return
@@ -169,6 +178,30 @@ def run(cluster, jobs: int, faults: bool, restart_slurmctld=None, seed: int = 1)
                           load_sites(cluster.env["CTAOFLOW_SITES"]), make_backend, sessions)
     outcome.report = report.build(production_spec, f"{name}.yaml", sessions)
     return outcome
+
+
+def check_faulted(outcome: Outcome, jobs: int, kills: int) -> None:
+    """What a faulted production (``production(jobs, faults=True)``) must end with, every
+    kill done: only the permanently failing runs left, failed for good; no job duplicated,
+    no file lost; a clean audit; the report's errors counted."""
+    # the chunks of the permanently failing runs fail, and the watcher fails the run
+    assert outcome.state == "failed" and outcome.failed_tasks == {"process.run", "watcher"}, outcome
+    assert len(outcome.kills) == kills, outcome
+    permanent = jobs // 10  # runs ending in 5: the payload always fails
+    process_files = {"Processed": jobs - permanent, "Problematic": permanent}
+    merge_files = {"Processed": jobs - permanent}  # the merge reads every DL1 output
+    ledger = outcome.ledger
+    assert ledger.files == {k: process_files.get(k, 0) + merge_files.get(k, 0)
+                            for k in ("Processed", "Problematic")}, outcome
+    assert ledger.duplicated_jobs == ledger.lost_files == 0, outcome
+    assert set(ledger.failures) == {"infrastructure", "data", "application"}, outcome
+    assert ledger.left_failed == {"application": permanent}, outcome
+    assert sum(ledger.recovered.values()) >= jobs // 2, outcome  # every transient fault
+    assert outcome.audit == []
+    report = outcome.report
+    assert report.needs_a_person == {"process": {"Problematic": permanent}}
+    errors = {(e.failure_class, e.signature): e.count for e in report.errors}
+    assert errors[("application", "ValueError: no events survived the cuts")] == 2 * permanent
 
 
 def _kill_a_worker() -> bool:

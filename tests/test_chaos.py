@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ctaoflow.demo.inputs import register_demo_inputs
-from tests.chaos_scenario import measure, production, run, sites_file
+from tests.chaos_scenario import check_faulted, measure, production, run, sites_file
 from tests.engine_driver import engine_for, run_all
 
 JOBS = 300
@@ -24,24 +24,7 @@ def test_production_completes_through_faults_and_kills(airflow_cluster, slurm_cl
     sites_file(Path(airflow_cluster.env["CTAOFLOW_SITES"]), slurm_cluster.site.queue,
                Path(airflow_cluster.env["CTAOFLOW_HOME"]) / "local-batch")
     outcome = run(airflow_cluster, JOBS, faults=True, restart_slurmctld=restart_slurmctld)
-    # the chunks of the permanently failing runs fail, and the watcher fails the run
-    assert outcome.state == "failed" and outcome.failed_tasks == {"process.run", "watcher"}, outcome
-    assert len(outcome.kills) == 4, outcome
-    permanent = JOBS // 10  # runs ending in 5: the payload always fails
-    process_files = {"Processed": JOBS - permanent, "Problematic": permanent}
-    merge_files = {"Processed": JOBS - permanent}  # the merge reads every DL1 output
-    ledger = outcome.ledger
-    assert ledger.files == {k: process_files.get(k, 0) + merge_files.get(k, 0)
-                            for k in ("Processed", "Problematic")}, outcome
-    assert ledger.duplicated_jobs == 0
-    assert set(ledger.failures) == {"infrastructure", "data", "application"}, outcome
-    assert ledger.left_failed == {"application": permanent}, outcome
-    assert sum(ledger.recovered.values()) >= JOBS // 2, outcome  # every transient fault
-    assert outcome.audit == []
-    report = outcome.report
-    assert report.needs_a_person == {"process": {"Problematic": permanent}}
-    errors = {(e.failure_class, e.signature): e.count for e in report.errors}
-    assert errors[("application", "ValueError: no events survived the cuts")] == 2 * permanent
+    check_faulted(outcome, JOBS, kills=4)
 
 
 def test_the_ledger_counts_what_the_faults_did(home: Path) -> None:
