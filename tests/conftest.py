@@ -16,8 +16,7 @@ import pytest
 
 pytest_plugins = ["tests.rucio_service", "tests.postgres_service", "tests.slurm_service",
                   "tests.airflow_service", "tests.distributed_service", "tests.lstchain_service",
-                  "tests.ctapipe_service",
-                  "tests.browser_service"]
+                  "tests.ctapipe_service", "tests.browser_service"]
 
 # Airflow reads its configuration at import: point it at a private home first.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="ctaoflow-tests-"))
