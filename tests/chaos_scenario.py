@@ -184,8 +184,10 @@ def check_faulted(outcome: Outcome, jobs: int, kills: int) -> None:
     """What a faulted production (``production(jobs, faults=True)``) must end with, every
     kill done: only the permanently failing runs left, failed for good; no job duplicated,
     no file lost; a clean audit; the report's errors counted."""
-    # the chunks of the permanently failing runs fail, and the watcher fails the run
-    assert outcome.state == "failed" and outcome.failed_tasks == {"process.run", "watcher"}, outcome
+    # the chunks of the permanently failing runs fail, the watcher fails the run, and the
+    # report fails while their files need a person
+    assert outcome.state == "failed" and outcome.failed_tasks == {"process.run", "report",
+                                                                  "watcher"}, outcome
     assert len(outcome.kills) == kills, outcome
     permanent = jobs // 10  # runs ending in 5: the payload always fails
     process_files = {"Processed": jobs - permanent, "Problematic": permanent}
