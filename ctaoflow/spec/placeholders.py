@@ -82,6 +82,7 @@ class PlaceholderChecks:
         known.update({name: "side.h5" for name in t.job.side_inputs})
         if t.type != "mc_simulation":
             known.update(inputs="in.h5", input="in.h5")
+        lists = {"inputs"} | {o.key for o in t.outputs if o.per_input}  # one argument per input
         if not t.job.command[0].strip():
             self.error(base + ("job", "command", 0), "the program to run is empty; write its "
                                                      "name or path first, e.g. [ctapipe-process]")
@@ -95,7 +96,6 @@ class PlaceholderChecks:
                 self.error(path, f"{len(arg.encode())} bytes long, more than a command line "
                                  f"argument may hold ({MAX_ARGUMENT_BYTES}); pass a file instead")
             names = self.check_pattern(path, arg, known)
-            lists = {"inputs"} | {o.key for o in t.outputs if o.per_input}
             for name in sorted(names & lists):
                 if arg != f"{{{name}}}":
                     self.error(path, f"{{{name}}} expands to one argument per input file and "
