@@ -101,7 +101,11 @@ def test_seeds_structure() -> None:
              for name in ("dl0_to_dl2", "merge", "train_energy", "train_classifier", "apply")}
     assert [len(p.transformations) for p in seeds.values()] == [7, 21, 3, 1, 4]
     process, merge = seeds["dl0_to_dl2"], seeds["merge"]
-    assert {t.grouping.group_size for t in process.transformations} == {1}  # one DL2 per DL0
+    # CTADIRAC's grouping: 5 DL0 files per job, one DL2 per DL0
+    assert {t.grouping.group_size for t in process.transformations} == {5}
+    assert {(o.name, o.per_input) for t in process.transformations for o in t.outputs} == {
+        ("{input_stem}.DL2.h5", True)}
+    assert {t.job.command[2:] == ["{inputs}", "{output}"] for t in process.transformations} == {True}
     assert [t.grouping.group_size for t in merge.transformations[:3]] == [50, 25, 10000]
     assert [t.outputs[0].metadata["merged"] for t in merge.transformations[:3]] == [1, 2, 3]
     # the productions name no other: each reads the previous one's outputs by query

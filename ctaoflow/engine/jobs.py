@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import string
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -11,8 +12,8 @@ from typing import Any, Mapping, Sequence
 from ctaoflow.backends.base import JobSpec
 from ctaoflow.catalog.base import OutputFile
 from ctaoflow.spec.chaining import PROVENANCE_KEY, output_metadata
-from ctaoflow.spec.model import Production, Transformation
-from ctaoflow.spec.placeholders import MAX_ARGUMENT_BYTES, MAX_NAME_BYTES
+from ctaoflow.spec.model import Output, Production, Transformation
+from ctaoflow.spec.placeholders import MAX_ARGUMENT_BYTES, MAX_NAME_BYTES, input_stem
 
 
 @dataclass(frozen=True)
@@ -37,20 +38,46 @@ def job_name(production: Production, uid: str, transformation: Transformation, t
 
 def planned_outputs(production: Production, transformation: Transformation,
                     task: TaskInputs, workdir: str) -> list[OutputFile]:
-    """The outputs a task's job must leave in ``workdir``, with LFN and metadata."""
+    """The outputs a task's job must leave in ``workdir``, with LFN and metadata: each
+    output of the spec in turn, a per-input one as one file per input in LFN order."""
+    return [f for _, files in _planned(production, transformation, task, workdir)
+            for f in files]
+
+
+def _planned(production: Production, transformation: Transformation, task: TaskInputs,
+             workdir: str) -> list[tuple[Output, list[OutputFile]]]:
+    """Each output of the spec with its files: one, or one per input (``per_input``),
+    whose metadata and provenance come from that input alone."""
+    planned = []
+    for output in transformation.outputs:
+        sources = ([{lfn: task.files[lfn]} for lfn in sorted(task.files)] if output.per_input
+                   else [task.files])
+        files = [_output_file(production, transformation, output, task, inputs, workdir)
+                 for inputs in sources]
+        names = Counter(Path(f.path).name for f in files)
+        if len(names) < len(files):
+            twice = next(name for name, count in names.items() if count > 1)
+            raise ValueError(f"two inputs of task {task.index} would write output {twice!r}; "
+                             "their file names differ only in folder or extension")
+        planned.append((output, files))
+    return planned
+
+
+def _output_file(production: Production, transformation: Transformation, output: Output,
+                 task: TaskInputs, inputs: Mapping[str, Mapping[str, Any]],
+                 workdir: str) -> OutputFile:
+    """One output file of ``task`` made from ``inputs`` (a per-input output's: one)."""
     extra: dict[str, Any] = {k: v for k, v in (("run", task.run),) if v is not None}
     if production.defaults.provenance:
-        extra[PROVENANCE_KEY] = ",".join(sorted(task.files))
-    outputs = []
-    for output in transformation.outputs:
-        metadata = output_metadata(production, transformation, output, task.files.values(), extra)
-        name = _format(output.name, {**metadata, **_fields(production, transformation, task)})
-        if "/" in name or name in ("", ".", ".."):
-            raise ValueError(f"output name {name!r} of task {task.index} is not a file name")
-        _check_passable(f"output name of task {task.index}", name, MAX_NAME_BYTES)
-        lfn = f"{production.output_base}/{transformation.name}/{name}"
-        outputs.append(OutputFile(lfn=lfn, path=str(Path(workdir) / name), metadata=metadata))
-    return outputs
+        extra[PROVENANCE_KEY] = ",".join(sorted(inputs))
+    metadata = output_metadata(production, transformation, output, inputs.values(), extra)
+    own = {"input_stem": input_stem(next(iter(inputs)))} if output.per_input else {}
+    name = _format(output.name, {**metadata, **_fields(production, transformation, task), **own})
+    if "/" in name or name in ("", ".", ".."):
+        raise ValueError(f"output name {name!r} of task {task.index} is not a file name")
+    _check_passable(f"output name of task {task.index}", name, MAX_NAME_BYTES)
+    lfn = f"{production.output_base}/{transformation.name}/{name}"
+    return OutputFile(lfn=lfn, path=str(Path(workdir) / name), metadata=metadata)
 
 
 def build_job(production: Production, transformation: Transformation, task: TaskInputs,
@@ -58,12 +85,14 @@ def build_job(production: Production, transformation: Transformation, task: Task
               side_paths: Mapping[str, Sequence[str]]) -> JobSpec:
     """The job of one task attempt: the command with every placeholder filled in."""
     inputs = [input_paths[lfn] for lfn in sorted(task.files)]
-    outputs = planned_outputs(production, transformation, task, workdir)
+    planned = _planned(production, transformation, task, workdir)
     fields: dict[str, Any] = {**_fields(production, transformation, task),
                               "input": inputs[0] if inputs else "",
-                              **{o.key: out.path for o, out in zip(transformation.outputs, outputs)},
+                              **{o.key: files[0].path for o, files in planned if not o.per_input},
                               **{k: " ".join(v) for k, v in side_paths.items()}}
-    lists = {"inputs": inputs, **{k: list(v) for k, v in side_paths.items()}}
+    lists = {"inputs": inputs, **{o.key: [f.path for f in files] for o, files in planned
+                                  if o.per_input},
+             **{k: list(v) for k, v in side_paths.items()}}
     command: list[str] = []
     for arg in transformation.job.command:
         alone = arg[1:-1] if arg.startswith("{") and arg.endswith("}") else None

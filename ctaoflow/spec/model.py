@@ -131,7 +131,8 @@ class Job(Model):
 
     command: list[str] = Field(min_length=1, description=(
         "argument vector; placeholders {inputs} (one argument per input file, must stand "
-        "alone), {input}, output keys, {task}, {run}, {group}, {production}, "
+        "alone), {input}, output keys (a per-input output's: one argument per input file, "
+        "must stand alone), {task}, {run}, {group}, {production}, "
         "{transformation}, parameter names and side-input names"))
     parameters: dict[str, Scalar] = Field(default_factory=dict)
     environment: Environment | None = None
@@ -158,8 +159,16 @@ class Grouping(Model):
 class Output(Model):
     key: str = Field("output", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                      description="the placeholder naming this output's path in the command")
-    name: str = Field(description="file name pattern, e.g. '{transformation}_{task:06d}.DL2.h5'")
+    name: str = Field(description=(
+        "file name pattern, e.g. '{transformation}_{task:06d}.DL2.h5'; a per-input output's "
+        "must contain {input_stem}, e.g. '{input_stem}.DL2.h5'"))
     metadata: dict[str, Scalar] = Field(default_factory=dict)
+    per_input: bool = Field(False, description=(
+        "one file per input file instead of one per task: its metadata is inherited from that "
+        "input alone, {input_stem} is that input's file name without its extension "
+        "(a compression extension counts with the one before it: run1.simtel.zst -> run1), "
+        "and its key expands in the command to one argument per input file, in the order "
+        "of {inputs} (it must stand alone)"))
 
 
 class Input(Model):

@@ -15,7 +15,24 @@ from ctaoflow.spec.yamlio import KeyPath
 MAX_NAME_BYTES = 255  # NAME_MAX of Linux file systems
 MAX_FORMAT_WIDTH = MAX_NAME_BYTES  # a wider field fits no file name (and could fill memory)
 MAX_ARGUMENT_BYTES = 131_072  # Linux's MAX_ARG_STRLEN: execve refuses a longer argument
-RESERVED = ("inputs", "input", "task", "run", "group", "production", "transformation")
+RESERVED = ("inputs", "input", "input_stem", "task", "run", "group", "production",
+            "transformation")
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4")  # counted with the extension before
+
+
+def input_stem(lfn: str) -> str:
+    """``{input_stem}`` of a per-input output: the input's file name without its
+    extension, a compression extension counting with the one before it
+    (``/a/run1.simtel.zst`` -> ``run1``, ``/a/run1.DL1.h5`` -> ``run1.DL1``)."""
+    name = lfn.rsplit("/", 1)[-1]
+    for _ in range(2):
+        stem, dot, extension = name.rpartition(".")
+        if not (dot and stem):
+            break
+        name = stem
+        if f".{extension}" not in COMPRESSED:
+            break
+    return name
 
 
 class PlaceholderChecks:
@@ -65,6 +82,7 @@ class PlaceholderChecks:
         known.update({name: "side.h5" for name in t.job.side_inputs})
         if t.type != "mc_simulation":
             known.update(inputs="in.h5", input="in.h5")
+        lists = {"inputs"} | {o.key for o in t.outputs if o.per_input}  # one argument per input
         if not t.job.command[0].strip():
             self.error(base + ("job", "command", 0), "the program to run is empty; write its "
                                                      "name or path first, e.g. [ctapipe-process]")
@@ -78,16 +96,20 @@ class PlaceholderChecks:
                 self.error(path, f"{len(arg.encode())} bytes long, more than a command line "
                                  f"argument may hold ({MAX_ARGUMENT_BYTES}); pass a file instead")
             names = self.check_pattern(path, arg, known)
-            if "inputs" in names and arg != "{inputs}":
-                self.error(path, f"{{inputs}} expands to one argument per input file and must "
-                                 f"stand alone; write it as its own item instead of {arg!r}")
+            for name in sorted(names & lists):
+                if arg != f"{{{name}}}":
+                    self.error(path, f"{{{name}}} expands to one argument per input file and "
+                                     f"must stand alone; write it as its own item instead of "
+                                     f"{arg!r}")
 
     def check_output_names(self, base: KeyPath, t: Transformation) -> None:
         sound = self.is_sound(t.name)
         for j, output in enumerate(t.outputs):
             path = base + ("outputs", j, "name")
-            known = ({**self.static.output(t, output), **self.fields(t)}
-                     if sound else None)
+            # {input_stem} outside a per-input output is refused below, not as unknown
+            stem = output.per_input or "input_stem" in names_in(output.name)
+            known = ({**self.static.output(t, output), **self.fields(t),
+                      **({"input_stem": "run1"} if stem else {})} if sound else None)
             names = self.check_pattern(path, output.name, known)
             if "/" in output.name:
                 self.error(path, "an output name is a file name, not a path; remove the '/'")
@@ -97,7 +119,15 @@ class PlaceholderChecks:
             elif len(output.name.encode()) > MAX_NAME_BYTES:
                 self.error(path, f"{len(output.name.encode())} bytes long, more than a file "
                                  f"name may be ({MAX_NAME_BYTES}); shorten it")
-            elif not self.unique_per_task(t, names):
+            elif (output.per_input and "input_stem" not in names
+                  and t.type != "mc_simulation"):  # one there is refused by check_outputs
+                self.error(path, f"a per-input output needs {{input_stem}} in its name, or "
+                                 f"every input of a task would write {output.name!r}; write "
+                                 "e.g. '{input_stem}.DL2.h5'")
+            elif not output.per_input and "input_stem" in names:
+                self.error(path, "{input_stem} names a per-input output; add "
+                                 "'per_input: true' to this output or remove {input_stem}")
+            elif not output.per_input and not self.unique_per_task(t, names):
                 self.error(path, f"every task would write the same file name {output.name!r}; "
                                  "add {task}, e.g. '{transformation}_{task:06d}.h5'")
             for name in sorted(names & set(known or ())):

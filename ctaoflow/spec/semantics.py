@@ -241,6 +241,11 @@ class Semantics(PlaceholderChecks):
                         f"duplicate output {attribute} '{value}' (also outputs.{first[value]}); "
                         f"give each output its own {attribute}"))
                 first.setdefault(value, j)
+        for j, output in enumerate(t.outputs):
+            if output.per_input and t.type == "mc_simulation":
+                self.error(base + ("outputs", j, "per_input"), (
+                    "an mc_simulation has no input files to write one output per input "
+                    "for; remove 'per_input'"))
 
     def check_sites(self, path: KeyPath, sites: list[str]) -> None:
         if self.sites is None:

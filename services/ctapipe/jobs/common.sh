@@ -17,12 +17,20 @@ abspath() { local p; for p; do case $p in /*) printf '%s\n' "$p" ;; *) printf '%
 # need_file PATH...: each input must be a readable, non-empty file
 need_file() { local f; for f; do [ -s "$f" ] && [ -r "$f" ] || die "input missing or empty: $f"; done; }
 
-# start_job OUTPUT: the output's directory and a private working directory beside it; cd there
+# start_job OUTPUT...: the outputs' directory (one for all) and a private working directory
+# beside them; cd there. PRODUCTS (PRODUCT: the first) are where the tools write each output.
 start_job() {
-  OUT=$(abspath "$1")
+  local o
+  mapfile -t OUTS < <(abspath "$@")
+  OUT=${OUTS[0]}
+  for o in "${OUTS[@]}"; do
+    [ "$(dirname "$o")" = "$(dirname "$OUT")" ] || die "outputs in different directories: $OUT $o"
+  done
   mkdir -p "$(dirname "$OUT")"
   WORK=$(mktemp -d "$(dirname "$OUT")/.$(basename "$OUT").work.XXXXXX")
-  PRODUCT=$WORK/$(basename "$OUT")
+  PRODUCTS=()
+  for o in "${OUTS[@]}"; do PRODUCTS+=("$WORK/$(basename "$o")"); done
+  PRODUCT=${PRODUCTS[0]}
   trap 'rc=$?; if [ $rc -ne 0 ]; then echo "$JOB: failed (exit $rc); working directory kept: $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
   cd "$WORK"
 }
@@ -37,10 +45,15 @@ run() {
   fi
 }
 
-# publish: rename the product onto $OUT (same directory: atomic)
+# publish: rename each product onto its output (same directory: atomic), once all are made
 publish() {
-  [ -s "$PRODUCT" ] || die "the tool wrote no $PRODUCT"
-  chmod 644 "$PRODUCT"
-  mv -f "$PRODUCT" "$OUT"
-  echo "$JOB: wrote $OUT ($(stat -c %s "$OUT") bytes)"
+  local i
+  for i in "${!PRODUCTS[@]}"; do
+    [ -s "${PRODUCTS[i]}" ] || die "the tool wrote no ${PRODUCTS[i]}"
+  done
+  for i in "${!PRODUCTS[@]}"; do
+    chmod 644 "${PRODUCTS[i]}"
+    mv -f "${PRODUCTS[i]}" "${OUTS[i]}"
+    echo "$JOB: wrote ${OUTS[i]} ($(stat -c %s "${OUTS[i]}") bytes)"
+  done
 }
