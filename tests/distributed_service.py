@@ -53,6 +53,9 @@ class DistributedCluster(AirflowCluster):
         self.env.update({
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.distributed_service.hostname",
+            # the callable above is the project's test code: importable from a fresh clone
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT),
+                                                        os.environ.get("PYTHONPATH")])),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{metadata}",
             # Airflow's async engine (the default would be asyncpg): psycopg 3's
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"postgresql+psycopg_async://{metadata}",

@@ -141,7 +141,9 @@ def test_slurmctld_restart_while_chunks_wait(airflow_db, home, slurm_site, resta
     watcher.join()
     assert restarted.is_set() and state == "success"
     jobs = engine_jobs(engine)
-    assert [(j.status, j.attempt) for j in jobs] == [("Done", 1)] * 4
+    done = [j.task_id for j in jobs if j.status == "Done"]
+    # a job caught by the restart may fail and be retried; none is lost or done twice
+    assert len(done) == len(set(done)) == 4, [(j.status, j.attempt, j.reason) for j in jobs]
 
 
 CRASHING_SUBMITTER = textwrap.dedent("""

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -38,7 +39,7 @@ defaults: {{sites: [local], max_attempts: 1, max_reassign: 1, poll_interval: 0.5
 transformations:
   - name: process
     type: processing
-    input: {{query: {{data_level: DL0, particle: gamma}}}}
+    input: {{query: {{data_level: DL0, particle: gamma, ui_test: ui}}}}
     grouping: {{plugin: standard, group_size: 2}}
     job:
       command: [sh, -c, 'test -e {flag} && {{{{ echo "ERROR: cannot write, disk full" >&2; exit 3; }}}}; echo ok > "$0"', "{{output}}", "{{input}}"]
@@ -48,19 +49,24 @@ transformations:
 
 @pytest.fixture(scope="module")
 def ui(airflow_cluster, tmp_path_factory):
-    """The cluster with ``demo`` (run by the engine) and ``ui_failing`` (run once by the
+    """The cluster with ``ui_demo`` (the demo, run by the engine) and ``ui_failing`` (run once by the
     scheduler, its gamma files now Problematic); the test process shares their ledger."""
     cluster = airflow_cluster
     home = Path(cluster.env["CTAOFLOW_HOME"])
     flag = tmp_path_factory.mktemp("ui") / "broken"
     flag.write_text("the disk is full\n")
-    (cluster.productions / "demo.yaml").write_bytes(
-        (PROJECT / "config" / "productions" / "demo.yaml").read_bytes())
+    demo = yaml.safe_load((PROJECT / "config" / "productions" / "demo.yaml").read_text())
+    demo["production"] = "ui_demo"
+    for t in demo["transformations"]:  # only this test's files: the cluster is shared
+        if "query" in t.get("input", {}):
+            t["input"]["query"]["ui_test"] = "ui"
+    (cluster.productions / "ui_demo.yaml").write_text(yaml.safe_dump(demo))
     (cluster.productions / "ui_failing.yaml").write_text(FAILING.format(flag=flag))
     saved = {k: os.environ.get(k) for k in ("CTAOFLOW_HOME", "CTAOFLOW_SITES")}
     os.environ.update(CTAOFLOW_HOME=str(home), CTAOFLOW_SITES=cluster.env["CTAOFLOW_SITES"])
-    register_demo_inputs(EmbeddedCatalog(home / "catalog"), gamma=6, proton=4, first_run=7000)
-    run_all(engine_for(cluster.productions / "demo.yaml"))
+    register_demo_inputs(EmbeddedCatalog(home / "catalog"), gamma=6, proton=4, first_run=97000,
+                         extra={"ui_test": "ui"})
+    run_all(engine_for(cluster.productions / "ui_demo.yaml"))
     cluster.wait_for_dag("ui_failing")
     first = cluster.trigger("ui_failing")
     state = cluster.wait_run("ui_failing", first, timeout=300)
@@ -119,7 +125,7 @@ def test_list_page_shows_the_ledgers_numbers(ui, chromium) -> None:
     rows = {r.get_attribute("data-name"): r
             for r in driver.find_elements(By.CSS_SELECTOR, "#productions tbody tr")}
     driver.save_screenshot(str(SHOTS / "productions.png"))
-    for name in ("demo", "ui_failing"):
+    for name in ("ui_demo", "ui_failing"):
         line = next(x for x in overview.production_lines(ui["sessions"]) if x.name == name)
         cells = [c.text for c in rows[name].find_elements(By.TAG_NAME, "td")]
         assert cells[4:8] == [str(line.processed), str(line.total), str(line.running),
@@ -128,7 +134,7 @@ def test_list_page_shows_the_ledgers_numbers(ui, chromium) -> None:
     driver.find_element(By.ID, "stuck").click()  # filter: only those that need a person
     shown = [r.get_attribute("data-name") for r in driver.find_elements(
         By.CSS_SELECTOR, "#productions tbody tr") if r.is_displayed()]
-    assert "ui_failing" in shown and "demo" not in shown
+    assert "ui_failing" in shown and "ui_demo" not in shown
 
 
 def test_reset_from_the_ui_then_the_next_run_processes_the_files(ui, chromium) -> None:
