@@ -33,13 +33,15 @@ def failing(home: Path):
     return engine.production
 
 
-def test_production_lines_count_what_the_ledger_holds(failing) -> None:
+def test_production_lines_count_what_the_ledger_holds(failing, monkeypatch) -> None:
     (line,) = overview.production_lines()
     files = summarize(failing)["process"]["files"]
     assert line.files == files == {"Processed": 5, "Problematic": 5}
     assert (line.dag_id, line.night, line.total, line.processed) == ("failing", None, 10, 5)
     assert line.needs_a_person == 5 and line.running == 0 and line.last_activity is not None
     assert overview.production_lines(dag_ids={"other"}) == []
+    monkeypatch.setattr(overview, "FEW", 0)  # the full scan of many productions
+    assert overview.production_lines() == [line]
     assert overview.dag_of("lst1_nightly.20261201.v0.12") == ("lst1_nightly", "20261201",
                                                               "v0.12")
 

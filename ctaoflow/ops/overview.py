@@ -24,6 +24,7 @@ from ctaoflow.ops.report import redact
 
 NEEDS_A_PERSON = (FileStatus.PROBLEMATIC.value, FileStatus.MAXRESET.value)
 RUNNING = (JobStatusName.SUBMITTING.value, JobStatusName.SUBMITTED.value)
+FEW = 1000  # transformations counted by their own index ranges rather than a full scan
 _NIGHT_NAME = re.compile(r"^(?P<dag>[^.]+)\.(?P<night>\d{8})\.(?P<version>.+)$")  # spec.nights
 
 
@@ -62,7 +63,8 @@ def dag_of(ledger_name: str) -> tuple[str, str | None, str | None]:
 def production_lines(sessions: sessionmaker[Session] | None = None,
                      dag_ids: set[str] | None = None) -> list[ProductionLine]:
     """Every production (of ``dag_ids`` when given), by name: one scan of the files'
-    (transformation, status) index, whatever the number of productions."""
+    (transformation, status) index, whatever the number of productions; only the
+    chosen transformations' part of it when they are few (one DAG's nights)."""
     with (sessions or session_factory())() as session:
         lines: dict[int, ProductionLine] = {}
         for pid, name, status in session.execute(
@@ -70,12 +72,15 @@ def production_lines(sessions: sessionmaker[Session] | None = None,
             dag_id, night, version = dag_of(name)
             if dag_ids is None or dag_id in dag_ids:
                 lines[pid] = ProductionLine(name, dag_id, night, version, status)
-        production_of = dict(session.execute(
-            select(TransformationRow.id, TransformationRow.production_id)).all())
-        for tid, status, n in session.execute(  # the covering index, no join
-                select(FileRow.transformation_id, FileRow.status, func.count())
-                .group_by(FileRow.transformation_id, FileRow.status)):
-            if (line := lines.get(production_of[tid])) is not None:
+        production_of = {tid: pid for tid, pid in session.execute(
+            select(TransformationRow.id, TransformationRow.production_id)) if pid in lines}
+        counts = (select(FileRow.transformation_id, FileRow.status, func.count())
+                  .group_by(FileRow.transformation_id, FileRow.status))
+        if len(production_of) <= FEW:  # their index ranges only, not every file
+            counts = counts.where(FileRow.transformation_id.in_(production_of))
+        for tid, status, n in session.execute(counts):  # the covering index, no join
+            if tid in production_of:
+                line = lines[production_of[tid]]
                 line.files[status] = line.files.get(status, 0) + n
         by_production = TransformationRow.production_id
         for pid, n in session.execute(

@@ -69,11 +69,18 @@ def sessions() -> sessionmaker[Session]:
     return session_factory(ledger_url())
 
 
-def _production(dag_id: str, night: str | None) -> tuple[Path, Production]:
+def _spec(dag_id: str) -> tuple[Path, Production]:
+    """The production's file and spec (of every night, for a nightly one)."""
     found = productions().get(dag_id)
     if found is None:
         raise HTTPException(404, f"no production {dag_id!r} in {productions_folder()}")
-    path, production = found
+    return found
+
+
+def _production(dag_id: str, night: str | None,
+                found: tuple[Path, Production] | None = None) -> tuple[Path, Production]:
+    """The production of the page: of one night when ``night`` is given."""
+    path, production = found or _spec(dag_id)
     if night and production.nightly is None:
         raise HTTPException(400, f"{dag_id} is not a nightly production: drop ?night=")
     if night:
@@ -107,8 +114,9 @@ def list_json(user: access.User) -> list[dict[str, Any]]:
             for line in overview.production_lines(sessions(), access.readable_dags(user))]
 
 
-def _report(dag_id: str, night: str | None) -> tuple[Production, report.Report]:
-    path, production = _production(dag_id, night)
+def _report(dag_id: str, night: str | None, found: tuple[Path, Production] | None = None,
+            ) -> tuple[Production, report.Report]:
+    path, production = _production(dag_id, night, found)
     return production, report.build(production, str(path), sessions())
 
 
@@ -117,10 +125,11 @@ def production_page(request: Request, dag_id: str, user: access.User, night: str
                     format: str = "page") -> str:
     """One production, or one night of a nightly production; ``format=report``: the
     HTML report of ``ctaoflow report --format html``."""
-    production, built = _report(dag_id, night)
+    found = _spec(dag_id)
+    production, built = _report(dag_id, night, found)
     if format == "report":
         return report.as_html(built)
-    spec = productions()[dag_id][1]
+    spec = found[1]
     nights = ([line for line in overview.production_lines(sessions(), {dag_id}) if line.night]
               if spec.nightly else [])
     table = (night_status(spec, night_of(night), ledger_url())
