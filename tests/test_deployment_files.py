@@ -1,14 +1,35 @@
 """The deployment files (no Docker engine nor Kubernetes cluster here, so their shape is
 checked): docker-compose.yaml, the Dockerfile and the Helm chart's values, all with the
-CeleryExecutor, Redis, scalable workers, two schedulers and the ledger on PostgreSQL."""
+CeleryExecutor, Redis, scalable workers, two schedulers and the ledger on PostgreSQL.
+
+deploy/helm/airflow-chart-values.schema.json is the official Airflow Helm chart's
+values schema, chart 1.21.0 (appVersion 3.2.0): apache/airflow chart/values.schema.json
+at commit b90710803a45d015a221b6045295d0dc9ddb964f ("Add RELEASE_NOTES.rst and
+Chart.yaml changes for 1.21.0", #65569), unchanged (git blob 63104f69cc1a)."""
 
 from __future__ import annotations
 
+import copy
+import json
+from functools import cache
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 PROJECT = Path(__file__).parents[1]
+HELM = PROJECT / "deploy" / "helm"
+
+
+@cache
+def _chart_schema() -> dict:
+    return json.loads((HELM / "airflow-chart-values.schema.json").read_text())
+
+
+def _schema_errors(values: dict) -> list[str]:
+    validator = jsonschema.Draft7Validator(_chart_schema())
+    return sorted(f"{'.'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}"
+                  for e in validator.iter_errors(values))
 
 
 def test_compose_runs_celery_workers_on_redis_and_the_ledger_on_postgresql() -> None:
@@ -61,3 +82,15 @@ def test_helm_values_run_celery_with_two_schedulers_and_secret_connections() -> 
     plain = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert not any("AIRFLOW_CONN_" in line or "postgresql://" in line or "password" in line
                    for line in plain), "connections belong in secrets"
+
+
+def test_helm_values_match_the_airflow_charts_schema() -> None:
+    values = yaml.safe_load((HELM / "values.yaml").read_text())
+    assert _schema_errors(values) == []
+    # the schema catches a misspelt key and a wrong type, as `helm install` would
+    misspelt = copy.deepcopy(values)
+    misspelt["scheduler"]["replica"] = misspelt["scheduler"].pop("replicas")
+    assert any("'replica' was unexpected" in e for e in _schema_errors(misspelt))
+    wrong_type = copy.deepcopy(values)
+    wrong_type["redis"]["enabled"] = "yes"
+    assert any(e.startswith("redis.enabled:") for e in _schema_errors(wrong_type))
