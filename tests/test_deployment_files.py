@@ -71,9 +71,17 @@ def test_the_image_installs_the_pinned_requirements_and_the_project() -> None:
 def test_helm_values_run_celery_with_two_schedulers_and_secret_connections() -> None:
     values = yaml.safe_load((PROJECT / "deploy" / "helm" / "values.yaml").read_text())
     assert values["executor"] == "CeleryExecutor"
-    assert values["scheduler"]["replicas"] == 2 and values["workers"]["replicas"] >= 2
+    assert values["scheduler"]["replicas"] == 2 and values["workers"]["celery"]["replicas"] >= 2
     assert values["redis"]["enabled"] and not values["postgresql"]["enabled"]
     assert values["data"]["metadataSecretName"]
+    # no result backend secret: the Celery provider then uses "db+" and the metadata URL
+    assert "resultBackendSecretName" not in values["data"]
+    # CTAOFLOW_HOME (as in the Dockerfile) is a volume shared by all the Airflow pods
+    mounts = {m["name"]: m["mountPath"] for m in values["volumeMounts"]}
+    assert mounts["ctaoflow-state"] == "/var/lib/ctaoflow"
+    assert {"name": "ctaoflow-state", "persistentVolumeClaim": {"claimName": "ctaoflow-state"}} \
+        in values["volumes"]
+    assert "CTAOFLOW_HOME=/var/lib/ctaoflow" in (PROJECT / "Dockerfile").read_text()
     assert values["dags"]["gitSync"]["enabled"] is False  # the DAGs are in the image
     assert values["config"]["core"]["dags_folder"] == "/opt/ctaoflow/dags"
     assert yaml.safe_load(values["extraEnvFrom"]) == [
