@@ -10,6 +10,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DIST_PGPORT=${DIST_PGPORT:-15434}
 DIST_PGBASE=${DIST_PGBASE:-$HERE/../../var/airflow-pg}
 PGBIN=/usr/lib/postgresql/15/bin
+source "$HERE/../lib/pg_cluster.sh"
 mkdir -p "$DIST_PGBASE"
 DIST_PGBASE=$(cd "$DIST_PGBASE" && pwd)
 DATA=$DIST_PGBASE/pgdata
@@ -34,11 +35,7 @@ if [ ! -x "$PGBIN/initdb" ]; then
     --no-install-recommends postgresql >"$DIST_PGBASE/apt.log" 2>&1
 fi
 chown postgres:postgres "$DIST_PGBASE"
-if [ ! -f "$DATA/PG_VERSION" ]; then
-  mkdir -p "$DATA"; chown postgres:postgres "$DATA"; chmod 700 "$DATA"
-  $AS_PG "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
-    >"$DIST_PGBASE/initdb.log"
-fi
+pg_cluster_init "$DATA" "$DIST_PGBASE/initdb.log"
 for attempt in 1 2 3 4 5; do
   # "is it up" by asking it: a killed postmaster may linger as a zombie that pg_ctl
   # status still counts as running (no init reaps it in a container)
@@ -48,8 +45,7 @@ for attempt in 1 2 3 4 5; do
   # server as ready; the cluster recovers from its WAL on start
   rm -f "$DATA/postmaster.pid" "$DIST_PGBASE/.s.PGSQL.$DIST_PGPORT.lock"
   $AS_PG "$PGBIN/pg_ctl" -D "$DATA" -l "$DIST_PGBASE/postgresql.log" -w -t 120 -o \
-    "-p $DIST_PGPORT -k $DIST_PGBASE -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start >/dev/null && break
+    "$(pg_cluster_options "$DIST_PGPORT" "$DIST_PGBASE" -c max_connections=300)" start >/dev/null && break
   sleep 1  # a killed server's backends may still hold its shared memory for a moment
 done
 for _ in $(seq 120); do pg_isready -q -h 127.0.0.1 -p "$DIST_PGPORT" && break; sleep 0.5; done

@@ -5,6 +5,7 @@
 # restarts on the same data. Prints the ledger URL last. Settings: see env.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/pg_cluster.sh"
 URL=postgresql+psycopg://$LEDGER_PG_USER:$LEDGER_PG_PASSWORD@127.0.0.1:$LEDGER_PG_PORT/$LEDGER_PG_DB
 PSQL="$PGBIN/psql -h 127.0.0.1 -p $LEDGER_PG_PORT -U postgres -Atq"
 ready() { echo "postgresql ready: 127.0.0.1:$LEDGER_PG_PORT, data $LEDGER_PG_BASE/pgdata, ledger ${URL/:$LEDGER_PG_PASSWORD@/:***@} $1"; }
@@ -23,17 +24,9 @@ if [ ! -x "$PGBIN/initdb" ]; then
 fi
 
 # ---- 2. a private cluster owned by postgres, fsync off (test and development data)
-if [ ! -f "$LEDGER_PG_BASE/pgdata/PG_VERSION" ]; then
-  mkdir -p "$LEDGER_PG_BASE/pgdata"; chown postgres:postgres "$LEDGER_PG_BASE/pgdata"; chmod 700 "$LEDGER_PG_BASE/pgdata"
-  runuser -u postgres -- "$PGBIN/initdb" -D "$LEDGER_PG_BASE/pgdata" -U postgres --auth=trust -E UTF8 \
-    --locale=C.UTF-8 >"$LOG/initdb.log"
-fi
-chown postgres:postgres "$RUN"
-if ! runuser -u postgres -- "$PGBIN/pg_ctl" -D "$LEDGER_PG_BASE/pgdata" status >/dev/null 2>&1; then
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$LEDGER_PG_BASE/pgdata" -l "$RUN/postgresql.log" -w -o \
-    "-p $LEDGER_PG_PORT -k $RUN -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-    start >/dev/null
-fi
+pg_cluster_init "$LEDGER_PG_BASE/pgdata" "$LOG/initdb.log"
+pg_cluster_start "$LEDGER_PG_BASE/pgdata" "$LEDGER_PG_PORT" "$RUN" "$RUN/postgresql.log" \
+  -c max_connections=200
 
 # ---- 3. the ledger's role and database (the role may create the per-test databases)
 $PSQL -c "SELECT 1 FROM pg_roles WHERE rolname='$LEDGER_PG_USER'" | grep -q 1 \

@@ -5,6 +5,7 @@
 # after stop.sh it restarts on the same data. Settings: see env.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/pg_cluster.sh"
 URL=http://127.0.0.1:$RUCIO_PORT
 VENV=$RUCIO_BASE/venv
 T0=$(date +%s.%N)
@@ -98,17 +99,8 @@ umask 022
 export RUCIO_CONFIG=$ETC/rucio.cfg
 
 # ---- 3. PostgreSQL, private cluster owned by postgres, fsync off (test data)
-if [ ! -f "$RUCIO_BASE/pgdata/PG_VERSION" ]; then
-  mkdir -p "$RUCIO_BASE/pgdata"; chown postgres:postgres "$RUCIO_BASE/pgdata"; chmod 700 "$RUCIO_BASE/pgdata"
-  runuser -u postgres -- "$PGBIN/initdb" -D "$RUCIO_BASE/pgdata" -U postgres --auth=trust -E UTF8 \
-    --locale=C.UTF-8 >"$LOG/initdb.log"
-fi
-chown postgres:postgres "$RUN"
-if ! runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RUCIO_BASE/pgdata" status >/dev/null 2>&1; then
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$RUCIO_BASE/pgdata" -l "$RUN/postgresql.log" -w -o \
-    "-p $RUCIO_PGPORT -k $RUN -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-    start >/dev/null
-fi
+pg_cluster_init "$RUCIO_BASE/pgdata" "$LOG/initdb.log"
+pg_cluster_start "$RUCIO_BASE/pgdata" "$RUCIO_PGPORT" "$RUN" "$RUN/postgresql.log"
 PSQL="psql -h 127.0.0.1 -p $RUCIO_PGPORT -U postgres -Atq"
 $PSQL -c "SELECT 1 FROM pg_roles WHERE rolname='rucio'" | grep -q 1 || $PSQL -c "CREATE ROLE rucio LOGIN PASSWORD 'rucio'"
 $PSQL -c "SELECT 1 FROM pg_database WHERE datname='rucio'" | grep -q 1 || $PSQL -c "CREATE DATABASE rucio OWNER rucio"
