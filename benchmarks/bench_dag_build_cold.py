@@ -1,7 +1,7 @@
 """Building the DAGs of 50 productions of 29 transformations from a cold start: a DagBag
 parse of dags/productions.py over 50 YAML files with an empty spec cache (a fresh
 CTAOFLOW_HOME each time), so every spec is read, validated and laid out. Baseline, same
-run: the same 50 DAGs of plain EmptyOperators (bench_dag_build's hand-written file).
+run: the same 50 DAGs of plain EmptyOperators (bench_dag_build's ``plain_dags``).
 Each parse runs in a fresh subprocess, best of ``--repeat``; time excludes importing
 Airflow. Target: ratio <= 1.3."""
 

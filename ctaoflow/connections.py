@@ -139,7 +139,8 @@ def rucio_catalog(conn: Connection, name: str) -> "RucioCatalog":
         auth_type=extra.get("auth_type", "userpass"), username=conn.login,
         password=conn.password, token=extra.get("token"), scope=extra.get("scope", "ctao"),
         ca_cert=extra.get("ca_cert"), rule_expression=extra.get("rule_expression"),
-        prefer=extra.get("prefer", ()), name=name)
+        prefer=extra.get("prefer", ()), metadata_plugin=extra.get("metadata_plugin", "JSON"),
+        name=name)
 
 
 @dataclass(frozen=True)

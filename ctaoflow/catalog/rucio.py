@@ -12,8 +12,9 @@ values on the fetched metadata. Rucio's DID columns (``run_number``, ``datatype`
 cannot share a filter with custom keys, so a mixed query filters the custom keys
 server-side and checks the column ones on each page. As in SQL, ``!=`` and ``nin``
 only match files that carry the key. Results stream page by page (``page_size``):
-names from a streamed ``list_dids``, then one ``get_metadata_bulk`` and one
-``list_replicas`` per page; collections that custom-key searches return are dropped.
+names from a streamed ``list_dids``, then per page two ``get_metadata_bulk`` (the DID
+columns, and the custom keys of ``metadata_plugin``) and one ``list_replicas``, run
+concurrently; collections that custom-key searches return are dropped.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, urlparse
 
@@ -177,15 +178,17 @@ class RucioCatalog(Catalog):
                  password: str | None = None, token: str | None = None, scope: str = "ctao",
                  ca_cert: str | None = None, rule_expression: str | None = None,
                  prefer: Sequence[str] = (), page_size: int = 1000, timeout: int = 600,
-                 name: str = "rucio") -> None:
+                 metadata_plugin: str = "JSON", name: str = "rucio") -> None:
         """Connect and authenticate; ``name`` (the connection id) prefixes every error.
 
         ``auth_type`` is ``userpass`` (username, password) or ``oidc``/``token`` (token).
         ``rule_expression`` places dataset rules (default: the registration storage);
-        ``prefer`` orders RSEs for ``local_paths``.
+        ``prefer`` orders RSEs for ``local_paths``; ``metadata_plugin`` is the server's
+        plugin of custom metadata (Rucio's default: ``JSON``).
         """
         self.name, self.host, self.scope = name, host, scope
         self.rule_expression, self.prefer, self.page_size = rule_expression, tuple(prefer), page_size
+        self.metadata_plugin = metadata_plugin
         self._secrets = tuple(s for s in (password, token) if s)
         self._token_dir = tempfile.TemporaryDirectory(prefix="ctaoflow-rucio-")
         kind = "oidc" if auth_type in ("oidc", "token") else auth_type
@@ -230,16 +233,8 @@ class RucioCatalog(Catalog):
         if problems := unsupported(query):
             raise self._error(f"cannot run query: {problems[0]}")
         plan = _plan(query)
-        with self._errors(f"query {query}"), ThreadPoolExecutor(1, "rucio-replicas") as pool:
-            previous = None
-            for page in _batches(self._stream_names(plan.filters), self.page_size):
-                files = self._metadata(page, plan.residual)  # meanwhile: the previous page's replicas
-                current = (files, pool.submit(self._storages, list(files)))
-                if previous:
-                    yield from _with_storages(*previous)
-                previous = current
-            if previous:
-                yield from _with_storages(*previous)
+        with self._errors(f"query {query}"):
+            yield from self._pages(self._stream_names(plan.filters), plan.residual)
 
     def names(self, query: Query, since: dt.datetime | None = None) -> Iterator[str]:
         """Names only (one streamed ``list_dids``); with ``since``, only DIDs created after it
@@ -256,11 +251,8 @@ class RucioCatalog(Catalog):
 
     def files(self, query: Query, lfns: Sequence[str]) -> Iterator[CatalogFile]:
         """Metadata and replicas of ``lfns`` (names of this catalog's scope), page by page."""
-        residual = _plan(query).residual
         with self._errors(f"query {query}"):
-            for page in _batches(lfns, self.page_size):
-                found = self._metadata(page, residual)
-                yield from _with_storages(found, _done(self._storages(list(found))))
+            yield from self._pages(lfns, _plan(query).residual)
 
     def storages(self, lfns: Sequence[str]) -> dict[str, tuple[str, ...]]:
         found: dict[str, tuple[str, ...]] = {}
@@ -284,16 +276,29 @@ class RucioCatalog(Catalog):
         with response:
             yield from self.client._load_json_data(response)
 
-    def _metadata(self, names: list[str], residual: tuple[Condition, ...]) -> dict[str, CatalogFile]:
-        """The page's files (not datasets) that pass the residual conditions, no storages yet."""
-        dids = [{"scope": self.scope, "name": n} for n in names]
-        found = {m["name"]: m for m in self.client.get_metadata_bulk(dids, plugin="ALL")
-                 if m.get("did_type") == "FILE"}
-        files = {}
-        for name in names:
-            if name in found and _matches(residual, meta := _user_metadata(found[name])):
-                files[name] = CatalogFile(name, int(found[name]["bytes"] or 0), meta)
-        return files
+    def _pages(self, names: Iterable[str], residual: tuple[Condition, ...]) -> Iterator[CatalogFile]:
+        """The files among ``names`` that pass the residual conditions, with their storages.
+
+        Per page, the DID columns (one query per 50 DIDs on the server) and the custom
+        metadata (one per DID; ``plugin='ALL'`` would add a second) at once, and the
+        replicas of the page's files as soon as the columns tell files from collections;
+        the next page's calls start while this page is yielded.
+        """
+        with ThreadPoolExecutor(3, "rucio-page") as pool:
+            previous = None
+            for page in _batches(names, self.page_size):
+                dids = [{"scope": self.scope, "name": n} for n in page]
+                columns = pool.submit(self._bulk_metadata, dids, "DID_COLUMN")
+                current = (page, columns, pool.submit(self._bulk_metadata, dids, self.metadata_plugin),
+                           pool.submit(lambda c=columns: self._storages(_files(c.result()))))
+                if previous:
+                    yield from _page_files(*previous, residual)
+                previous = current
+            if previous:
+                yield from _page_files(*previous, residual)
+
+    def _bulk_metadata(self, dids: list[dict[str, str]], plugin: str) -> dict[str, dict[str, Any]]:
+        return {m["name"]: m for m in self.client.get_metadata_bulk(dids, plugin=plugin)}
 
     def _storages(self, names: list[str]) -> dict[str, tuple[str, ...]]:
         if not names:
@@ -434,20 +439,25 @@ class RucioCatalog(Catalog):
         self._token_dir.cleanup()
 
 
-def _done(value: Any) -> Future:
-    """``value`` as a finished Future."""
-    future: Future = Future()
-    future.set_result(value)
-    return future
+def _files(columns: dict[str, dict[str, Any]]) -> list[str]:
+    return [name for name, row in columns.items() if row.get("did_type") == "FILE"]
 
 
-def _with_storages(files: dict[str, CatalogFile], storages: Future) -> Iterator[CatalogFile]:
-    where = storages.result()
-    return (replace(f, storages=where.get(name, ())) for name, f in files.items())
+def _page_files(names: list[str], columns: Future, custom: Future, storages: Future,
+                residual: tuple[Condition, ...]) -> Iterator[CatalogFile]:
+    """A page's files (not datasets) that pass the residual conditions, in ``names`` order."""
+    columns, custom, storages = columns.result(), custom.result(), storages.result()
+    for name in names:
+        row = columns.get(name)
+        if row is None or row.get("did_type") != "FILE":
+            continue
+        meta = _user_metadata({**row, **custom.get(name, {})})
+        if _matches(residual, meta):
+            yield CatalogFile(name, int(row["bytes"] or 0), meta, storages.get(name, ()))
 
 
 def _user_metadata(meta: dict[str, Any]) -> dict[str, Any]:
-    """The user's keys of a ``plugin='ALL'`` metadata record: custom keys and set columns."""
+    """The user's keys of a DID's columns and custom metadata: custom keys and set columns."""
     return {k: v for k, v in meta.items()
             if k not in RESERVED_KEYS and (k not in COLUMN_KEYS or v is not None)}
 

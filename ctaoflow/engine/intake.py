@@ -42,6 +42,7 @@ def prepare(ctx: Context, name: str) -> list[int]:
         if t.type == "mc_simulation":
             new_tasks = _mc_tasks(ctx, session, row, t)
         else:
+            refresh_storages(ctx, session, row, t)  # before intake: new files come with theirs
             new_files = _intake(ctx, session, row, t)
             models = producers.waiting_for(producers.upstream(session, row, t, side_inputs=True))
             if all_group_ran(session, row, t):
@@ -161,7 +162,6 @@ def refresh_storages(ctx: Context, session: Session, row: TransformationRow,
 def _group(ctx: Context, session: Session, row: TransformationRow,
            t: Transformation) -> list[TaskRow]:
     """Cut the unused files into tasks, streamed from the ledger in LFN order."""
-    refresh_storages(ctx, session, row, t)
     flush = parents_complete(session, row, t)
     next_index = _next_index(session, row)
     unused = session.execute(
