@@ -223,6 +223,14 @@ class SpecVersionRow(Base):
 
 
 def default_url() -> str:
+    """The ledger when no URL is given: ``$CTAOFLOW_LEDGER_URL`` if set (the URL every
+    entry point resolves first, so a library call opens the same ledger as the DAGs and
+    the CLI), else the SQLite file under ``$CTAOFLOW_HOME``."""
+    explicit = os.environ.get("CTAOFLOW_LEDGER_URL")
+    if explicit:
+        from ctaoflow.connections import ledger_url
+
+        return ledger_url(explicit)
     return f"sqlite:///{settings.home() / 'ledger.db'}"
 
 
