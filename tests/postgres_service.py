@@ -55,10 +55,15 @@ class PostgresServer:
         self.made.append(name)
         return self.url(name)
 
+    def drop(self, url: str) -> None:
+        """Drop the database of ``url`` (one ``fresh`` made), closing its connections."""
+        name = url.rsplit("/", 1)[1]
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.made.remove(name)
+
     def drop_all(self) -> None:
-        for name in self.made:
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.made.clear()
+        for name in list(self.made):
+            self.drop(self.url(name))
 
     def _admin(self, sql: str) -> None:
         import psycopg

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ctaoflow.catalog.base import OutputFile
 from ctaoflow.engine.ledger import JobRow
 from ctaoflow.spec.query import Query
 from tests.engine_driver import engine_for, run_all
+
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
 
 HOSTILE = ["a b;touch PWNED1", "$(touch PWNED2)", "`touch PWNED3`", "q'uo\"te",
            "new\nline", "-rf", "*"]

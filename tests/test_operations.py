@@ -15,6 +15,8 @@ from ctaoflow.engine import summarize
 from ctaoflow.engine.ledger import TaskRow
 from tests.engine_driver import DATA, engine_for, run_all, run_chunk
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 
 def _failing(**defaults) -> dict:
     script = ('case "$1" in *run00100[02]*) echo "password=hunter22 token: abc123"; '
