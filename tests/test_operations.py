@@ -12,7 +12,8 @@ from ctaoflow.ops.audit import audit
 from ctaoflow.backends import make_backend
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.engine.ledger import TaskRow
+from ctaoflow.engine import outbox
+from ctaoflow.engine.ledger import OutboxRow, TaskRow
 from tests.engine_driver import DATA, engine_for, run_all, run_chunk
 
 pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
@@ -269,3 +270,21 @@ def test_time_bins_are_round_and_keep_empty_bins() -> None:
     svg = columns("Jobs <finished>", bins)
     assert "Jobs &lt;finished&gt;" in svg and svg.count('data-count="1"') == 3
     assert time_bins([]) == {}
+
+
+def test_an_operator_name_longer_than_the_user_column_is_recorded(home: Path) -> None:
+    """A UI acting for someone may name them by a long DN: the action is done and signed
+    in full on both ledgers (PostgreSQL refuses a value past a column's length)."""
+    engine = engine_for(_failing())
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    who = "CN=" + "very-long-operator-name." * 5 + "cta-observatory.org"
+    outbox.enable(True)  # monitoring on: the outbox row keeps the user too
+    try:
+        assert operations.reset(engine.production, user=who, reason="long DN") == 2
+    finally:
+        outbox.enable(None)
+    assert operations.signature(_events(engine)[-1][1]) == (who, "long DN")
+    with engine.sessions() as session:
+        assert session.scalars(select(OutboxRow.user).where(OutboxRow.user.is_not(None))
+                               ).all() == [who]
