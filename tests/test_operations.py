@@ -126,6 +126,29 @@ def test_audit_is_clean_after_a_run_and_finds_tampering(home: Path) -> None:
                for p in problems)
 
 
+def test_audit_lines_come_in_the_ledgers_order_on_both_ledgers(home: Path) -> None:
+    """PostgreSQL returns updated rows in no particular order (SQLite by rowid): the audit
+    orders its reading, so its lines are the same on both."""
+    from ctaoflow.engine.ledger import FileRow
+
+    engine = engine_for(DATA / "chain.yaml")
+    register_demo_inputs(engine.catalog, gamma=5, proton=0)
+    run_all(engine)
+    with engine.sessions.begin() as session:
+        row = engine.row(session, "process_gamma")
+        for task in session.scalars(select(TaskRow).where(TaskRow.transformation_id == row.id)):
+            task.status = "Failed"  # its files stay Processed
+        files = session.scalars(select(FileRow).where(FileRow.transformation_id == row.id)
+                                .order_by(FileRow.id)).all()
+    for f in reversed(files):  # each update of an indexed column moves a PostgreSQL row
+        for status in ("Unused", "Processed"):
+            with engine.sessions.begin() as session:
+                session.get(FileRow, f.id).status = status
+    problems = audit(engine.production, engine.catalog, engine.sites, make_backend)
+    assert problems == [f"process_gamma: {f.lfn} is Processed without a done task"
+                        for f in files]
+
+
 def test_cli_audit_and_report(home: Path, capsys) -> None:
     from ctaoflow.cli import main
 
