@@ -52,6 +52,30 @@ def test_report_shows_counts_top_error_and_the_reset_command(home: Path) -> None
     assert "| process | Completed | 0 | 0 | 2 | 2 | 0 |" in report.as_markdown(built)
 
 
+def test_report_sections_come_in_the_ledgers_order_on_both_ledgers(home: Path) -> None:
+    """Neither ledger promises an order without ORDER BY (PostgreSQL moves updated rows):
+    the report lists transformations in the spec's order and paused sites by name."""
+    import datetime as dt
+
+    from ctaoflow.engine.ledger import SiteRow, TransformationRow
+
+    spec = _failing()
+    first = spec["transformations"][0]
+    spec["transformations"] = [first, {**first, "name": "again"}]
+    engine = engine_for(spec)
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    until = dt.datetime(2100, 1, 1)
+    for name in ("b-site", "a-site"):
+        with engine.sessions.begin() as session:
+            session.add(SiteRow(name=name, paused_until=until, reason="down"))
+    with engine.sessions.begin() as session:  # moves the row on PostgreSQL
+        session.scalar(select(TransformationRow).filter_by(name="process")).flush_count += 1
+    built = report.build(engine.production, "ops.yaml")
+    assert list(built.needs_a_person) == ["process", "again"]  # the spec's order
+    assert list(built.paused_sites) == ["a-site", "b-site"]
+
+
 def test_reset_puts_files_back_and_the_next_run_regroups_them(home: Path) -> None:
     engine = engine_for(_failing())
     register_demo_inputs(engine.catalog, gamma=4, proton=0)
