@@ -4,6 +4,9 @@ Service fixtures live in their own plugin modules and start what they need on
 first use (reusing a running service): ``rucio_server``, ``slurm_cluster``,
 ``postgres_server`` (with ``ledger_postgres``, a fresh database per test); the
 lstchain job environment (installed on first use): ``lstchain_env``.
+
+``home`` runs a test on both ledgers, ``[sqlite]`` and ``[postgres]``, in modules marked
+``ledgers`` (see ``pytest_generate_tests``): ``pytest -m postgres`` runs their PostgreSQL half.
 """
 
 from __future__ import annotations
