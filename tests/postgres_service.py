@@ -49,16 +49,23 @@ class PostgresServer:
         return f"{self.base}/{database or self.database}"
 
     def fresh(self) -> str:
-        """The URL of a new, empty database."""
+        """The URL of a new, empty database, collating text as a deployment's server usually
+        does (ICU en-US, not the cluster's C), so an ORDER BY on names is tested as it runs."""
         name = f"ledger_{uuid.uuid4().hex[:12]}"
-        self._admin(f'CREATE DATABASE "{name}"')
+        self._admin(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE 'C.UTF-8' "
+                    "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
         self.made.append(name)
         return self.url(name)
 
+    def drop(self, url: str) -> None:
+        """Drop the database of ``url`` (one ``fresh`` made), closing its connections."""
+        name = url.rsplit("/", 1)[1]
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.made.remove(name)
+
     def drop_all(self) -> None:
-        for name in self.made:
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.made.clear()
+        for name in list(self.made):
+            self.drop(self.url(name))
 
     def _admin(self, sql: str) -> None:
         import psycopg

@@ -29,6 +29,8 @@ from ctaoflow.spec.query import Query
 from ctaoflow.spec.validation import load_production
 from tests.engine_driver import DATA, engine_for, run_all
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 PROJECT = Path(__file__).parents[1]
 
 

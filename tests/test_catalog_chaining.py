@@ -19,6 +19,8 @@ from ctaoflow.spec.model import Production
 from ctaoflow.spec.producers import notes
 from tests.engine_driver import engine_for, run_all, run_chunk
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 COPY = ["sh", "-c", 'cat "$@" > "$0"']
 
 

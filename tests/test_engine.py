@@ -21,6 +21,8 @@ from ctaoflow.engine.ledger import FileRow, JobRow, TaskRow
 from ctaoflow.spec.query import Query
 from tests.engine_driver import DATA, engine_for, run_all, run_chunk
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 
 def test_chain_runs_to_completion_with_inherited_metadata(home: Path) -> None:
     engine = engine_for(DATA / "chain.yaml")

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import pytest
 from sqlalchemy import select
 
 from ctaoflow import settings
@@ -22,6 +23,8 @@ from ctaoflow.engine.ledger import FileRow, TaskRow, TransformationRow
 from ctaoflow.sites import load_sites
 from ctaoflow.spec.model import Production
 from ctaoflow.spec.query import Query
+
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
 
 SPEC = {"production": "inc", "defaults": {"sites": ["local"]}, "transformations": [{
     "name": "process", "input": {"query": {"data_level": "DL0"}},

@@ -13,6 +13,8 @@ from ctaoflow.engine.ledger import FileRow, JobRow, TaskRow
 from ctaoflow.spec.model import Production
 from tests.engine_driver import engine_for, run_all
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 TAGS = {"good": "fine", "nul": "a\0b", "surrogate": "x\ud800y", "huge": "z" * 300}
 
 

@@ -54,8 +54,10 @@ def _check_upgraded(url: str) -> None:
                             ).scalar() == 3 * GIB
         columns = {c["name"]: c for c in inspect(conn).get_columns("files")}
         indexes = {i["name"] for i in inspect(conn).get_indexes("files")}
+        group = {c["name"]: c for c in inspect(conn).get_columns("tasks")}["group"]
     assert "ix_files_transformation_status" in indexes  # 0003, for the UI's counts
     assert "BIGINT" in str(columns["size"]["type"]).upper() or url.startswith("sqlite")
+    assert "TEXT" in str(group["type"]).upper() or url.startswith("sqlite")  # 0004
     dispose_engines()
 
 

@@ -13,6 +13,8 @@ from ctaoflow.engine.ledger import TaskRow
 from ctaoflow.ops import operations
 from tests.engine_driver import engine_for
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 MC = {"production": "bigmc", "transformations": [{
     "name": "sim", "type": "mc_simulation", "runs": {"count": 25_000, "start": 7},
     "job": {"command": ["sh", "-c", 'echo > "$0"', "{output}"]},

@@ -19,6 +19,8 @@ from ctaoflow.spec.validation import load_production, validate_files
 from tests import nightly_data as data
 from tests.engine_driver import DATA, run_all, run_chunk
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 SPEC = DATA / "nightly_small.yaml"
 
 

@@ -16,6 +16,8 @@ from ctaoflow.spec.validation import load_production
 from tests import nightly_data as data
 from tests.engine_driver import DATA
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 SPEC = DATA / "nightly_small.yaml"
 
 

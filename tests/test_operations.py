@@ -12,8 +12,11 @@ from ctaoflow.ops.audit import audit
 from ctaoflow.backends import make_backend
 from ctaoflow.demo.inputs import register_demo_inputs
 from ctaoflow.engine import summarize
-from ctaoflow.engine.ledger import TaskRow
+from ctaoflow.engine import outbox
+from ctaoflow.engine.ledger import OutboxRow, TaskRow
 from tests.engine_driver import DATA, engine_for, run_all, run_chunk
+
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
 
 
 def _failing(**defaults) -> dict:
@@ -47,6 +50,30 @@ def test_report_shows_counts_top_error_and_the_reset_command(home: Path) -> None
     page = report.as_html(built)
     assert "<pre>" in page and "&lt;" not in text and "hunter22" not in page
     assert "| process | Completed | 0 | 0 | 2 | 2 | 0 |" in report.as_markdown(built)
+
+
+def test_report_sections_come_in_the_ledgers_order_on_both_ledgers(home: Path) -> None:
+    """Neither ledger promises an order without ORDER BY (PostgreSQL moves updated rows):
+    the report lists transformations in the spec's order and paused sites by name."""
+    import datetime as dt
+
+    from ctaoflow.engine.ledger import SiteRow, TransformationRow
+
+    spec = _failing()
+    first = spec["transformations"][0]
+    spec["transformations"] = [first, {**first, "name": "again"}]
+    engine = engine_for(spec)
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    until = dt.datetime(2100, 1, 1)
+    for name in ("b-site", "a-site"):
+        with engine.sessions.begin() as session:
+            session.add(SiteRow(name=name, paused_until=until, reason="down"))
+    with engine.sessions.begin() as session:  # moves the row on PostgreSQL
+        session.scalar(select(TransformationRow).filter_by(name="process")).flush_count += 1
+    built = report.build(engine.production, "ops.yaml")
+    assert list(built.needs_a_person) == ["process", "again"]  # the spec's order
+    assert list(built.paused_sites) == ["a-site", "b-site"]
 
 
 def test_reset_puts_files_back_and_the_next_run_regroups_them(home: Path) -> None:
@@ -121,6 +148,29 @@ def test_audit_is_clean_after_a_run_and_finds_tampering(home: Path) -> None:
     assert any(f"output {lost} of a done task is not in the catalog" in p for p in problems)
     assert any(p.endswith(".999999.1 at local: on the batch system but not in the ledger")
                for p in problems)
+
+
+def test_audit_lines_come_in_the_ledgers_order_on_both_ledgers(home: Path) -> None:
+    """PostgreSQL returns updated rows in no particular order (SQLite by rowid): the audit
+    orders its reading, so its lines are the same on both."""
+    from ctaoflow.engine.ledger import FileRow
+
+    engine = engine_for(DATA / "chain.yaml")
+    register_demo_inputs(engine.catalog, gamma=5, proton=0)
+    run_all(engine)
+    with engine.sessions.begin() as session:
+        row = engine.row(session, "process_gamma")
+        for task in session.scalars(select(TaskRow).where(TaskRow.transformation_id == row.id)):
+            task.status = "Failed"  # its files stay Processed
+        files = session.scalars(select(FileRow).where(FileRow.transformation_id == row.id)
+                                .order_by(FileRow.id)).all()
+    for f in reversed(files):  # each update of an indexed column moves a PostgreSQL row
+        for status in ("Unused", "Processed"):
+            with engine.sessions.begin() as session:
+                session.get(FileRow, f.id).status = status
+    problems = audit(engine.production, engine.catalog, engine.sites, make_backend)
+    assert problems == [f"process_gamma: {f.lfn} is Processed without a done task"
+                        for f in files]
 
 
 def test_cli_audit_and_report(home: Path, capsys) -> None:
@@ -267,3 +317,21 @@ def test_time_bins_are_round_and_keep_empty_bins() -> None:
     svg = columns("Jobs <finished>", bins)
     assert "Jobs &lt;finished&gt;" in svg and svg.count('data-count="1"') == 3
     assert time_bins([]) == {}
+
+
+def test_an_operator_name_longer_than_the_user_column_is_recorded(home: Path) -> None:
+    """A UI acting for someone may name them by a long DN: the action is done and signed
+    in full on both ledgers (PostgreSQL refuses a value past a column's length)."""
+    engine = engine_for(_failing())
+    register_demo_inputs(engine.catalog, gamma=4, proton=0)
+    run_all(engine)
+    who = "CN=" + "very-long-operator-name." * 5 + "cta-observatory.org"
+    outbox.enable(True)  # monitoring on: the outbox row keeps the user too
+    try:
+        assert operations.reset(engine.production, user=who, reason="long DN") == 2
+    finally:
+        outbox.enable(None)
+    assert operations.signature(_events(engine)[-1][1]) == (who, "long DN")
+    with engine.sessions() as session:
+        assert session.scalars(select(OutboxRow.user).where(OutboxRow.user.is_not(None))
+                               ).all() == [who]

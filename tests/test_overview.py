@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "plugins"))
 from ctaoflow_ui import pages  # noqa: E402
 from ctaoflow_ui.actions import ActionRequest, perform  # noqa: E402
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 
 @pytest.fixture
 def failing(home: Path):

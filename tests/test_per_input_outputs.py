@@ -18,6 +18,8 @@ from ctaoflow.spec.query import Query
 from ctaoflow.spec.validation import validate_files
 from tests.engine_driver import engine_for, run_all
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 PROCESS = """\
 production: p
 transformations:

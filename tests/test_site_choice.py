@@ -6,6 +6,7 @@ import datetime as dt
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy import select
 
@@ -18,6 +19,8 @@ from ctaoflow.ops import report
 from ctaoflow.spec.model import Production
 from tests.engine_driver import engine_for
 from tests.test_simulated_backend import Clock
+
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
 
 
 def _setup(home: Path, monkeypatch, slots: dict[str, int]) -> object:

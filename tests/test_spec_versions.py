@@ -20,6 +20,8 @@ from ctaoflow.ops import report
 from ctaoflow.ops.operations import signature
 from tests.engine_driver import engine_for, run_all
 
+pytestmark = pytest.mark.ledgers  # [sqlite] and [postgres] (tests/conftest.py)
+
 DEMO = Path(__file__).parents[1] / "config" / "productions" / "demo.yaml"
 
 

@@ -129,7 +129,7 @@ class TaskRow(Base):
     status: Mapped[str] = mapped_column(String(16), default=TaskStatus.CREATED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run: Mapped[int | None] = mapped_column(Integer)  # MC run number
-    group: Mapped[str | None] = mapped_column(String(256))  # by_metadata value
+    group: Mapped[str | None] = mapped_column(Text)  # by_metadata value (any length)
     outputs: Mapped[list[str]] = mapped_column(default=list)  # registered LFNs
     message: Mapped[str] = mapped_column(Text, default="")
 
@@ -183,7 +183,7 @@ class OutboxRow(Base):
     event: Mapped[EventRow | None] = relationship()
     status: Mapped[str | None] = mapped_column(String(16))
     count: Mapped[int | None] = mapped_column(Integer)
-    user: Mapped[str | None] = mapped_column(String(64))  # who, for an operator action
+    user: Mapped[str | None] = mapped_column(Text)  # who, for an operator action
 
 
 class NightStatus(str, enum.Enum):
@@ -223,6 +223,14 @@ class SpecVersionRow(Base):
 
 
 def default_url() -> str:
+    """The ledger when no URL is given: ``$CTAOFLOW_LEDGER_URL`` if set (the URL every
+    entry point resolves first, so a library call opens the same ledger as the DAGs and
+    the CLI), else the SQLite file under ``$CTAOFLOW_HOME``."""
+    explicit = os.environ.get("CTAOFLOW_LEDGER_URL")
+    if explicit:
+        from ctaoflow.connections import ledger_url
+
+        return ledger_url(explicit)
     return f"sqlite:///{settings.home() / 'ledger.db'}"
 
 

@@ -25,13 +25,16 @@ def audit(production: Production, catalog: Catalog, sites: dict[str, SiteConfig]
             ProductionRow.name == production.production))
         if prod is None:
             return [f"{production.production}: not in the ledger"]
-        rows = session.scalars(select(TransformationRow)
-                               .where(TransformationRow.production_id == prod.id)).all()
+        rows = session.scalars(select(TransformationRow)  # in id order on both ledgers
+                               .where(TransformationRow.production_id == prod.id)
+                               .order_by(TransformationRow.id)).all()
         all_outputs: Counter[str] = Counter()
         for row in rows:
             tasks = {t.id: t for t in session.scalars(
-                select(TaskRow).where(TaskRow.transformation_id == row.id))}
-            for f in session.scalars(select(FileRow).where(FileRow.transformation_id == row.id)):
+                select(TaskRow).where(TaskRow.transformation_id == row.id)
+                .order_by(TaskRow.id))}
+            for f in session.scalars(select(FileRow).where(FileRow.transformation_id == row.id)
+                                     .order_by(FileRow.id)):
                 task = tasks.get(f.task_id)
                 done = task is not None and task.status == TaskStatus.DONE.value
                 if f.status == FileStatus.PROCESSED.value and not done:
@@ -48,7 +51,8 @@ def audit(production: Production, catalog: Catalog, sites: dict[str, SiteConfig]
         problems += [f"output {lfn} registered by {n} tasks"
                      for lfn, n in all_outputs.items() if n > 1]
         jobs = session.scalars(select(JobRow).join(TaskRow, JobRow.task_id == TaskRow.id)
-                               .where(TaskRow.transformation_id.in_([r.id for r in rows]))).all()
+                               .where(TaskRow.transformation_id.in_([r.id for r in rows]))
+                               .order_by(JobRow.id)).all()
         problems += _job_problems(prod, jobs, sites, backend_for)
     return problems
 

@@ -110,10 +110,10 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                         summarize(production, sessions), spec_path=spec_path)
         if prod is None:
             return report
-        rows = {r.id: r.name for r in session.scalars(
-            select(TransformationRow).where(
-                TransformationRow.production_id == prod.id,
-                TransformationRow.name.in_([t.name for t in production.transformations])))}
+        names = [t.name for t in production.transformations]
+        ids = dict(session.execute(select(TransformationRow.name, TransformationRow.id).where(
+            TransformationRow.production_id == prod.id, TransformationRow.name.in_(names))).all())
+        rows = {ids[name]: name for name in names if name in ids}  # the spec's order
         report.versions = spec_versions(production, sessions)
         report.actions = history(production, sessions, limit=10)
         failed = session.scalars(
@@ -146,7 +146,8 @@ def build(production: Production, spec_path: str = "PRODUCTION.yaml",
                 FileRow.status.in_(["Problematic", "MaxReset"]))))
             if stuck:
                 report.needs_a_person[name] = dict(stuck)
-        paused = session.scalars(select(SiteRow).where(SiteRow.paused_until > now())).all()
+        paused = session.scalars(select(SiteRow).where(SiteRow.paused_until > now())
+                                 .order_by(SiteRow.name)).all()
         report.paused_sites = {s.name: f"{s.reason} (until {s.paused_until:%Y-%m-%d %H:%M} UTC)"
                                for s in paused}
         for row_id, name in rows.items():
