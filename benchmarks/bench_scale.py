@@ -22,7 +22,10 @@ Measured per deployment:
   api-server and dag-processor, and for the distributed one of its services (the two
   PostgreSQL servers with their backends, Redis): utime+stime of each process and of
   its reaped children (/proc/<pid>/stat via psutil), summed over each component's live
-  process tree, at trigger time and at the end, the difference;
+  process tree, at trigger time and at the end, the difference; also the deployment's
+  idle CPU rate (``--idle`` s with the DAGs parsed and nothing to run, before the
+  trigger) and the CPU per 1,000 jobs above it (the run's CPU minus the idle rate x
+  the run's wall time): the fixed cost of a deployment beside the cost of the work;
 * ledger rows written per job: the rows in every ledger table after the run (tables
   productions, sites, transformations, files, tasks, jobs, events, outbox, nights,
   spec_versions; each listed) / jobs; on PostgreSQL also the tuples inserted, updated
@@ -210,6 +213,9 @@ def measure(cluster: AirflowCluster, args: argparse.Namespace) -> dict:
         for name in names:
             cluster.wait_for_dag(name, timeout=300)
         time.sleep(5)  # the last DAGs' serialization settles before the runs start
+        idle_before = cpu_snapshot(cluster)
+        time.sleep(args.idle)  # the deployment's own CPU with nothing to run
+        idle_after = cpu_snapshot(cluster)
         load_before = os.getloadavg()
         writes_before = pg_tuple_writes(cluster.ledger_url)
         cpu_before = cpu_snapshot(cluster)
@@ -246,6 +252,9 @@ def measure(cluster: AirflowCluster, args: argparse.Namespace) -> dict:
     per_thousand = 1000 / jobs if jobs else float("nan")
     cpu = {role: cpu_after[role] - cpu_before.get(role, 0.0) for role in cpu_after}
     total = sum(s for role, s in cpu.items() if role in ROLES)
+    idle = {role: (idle_after[role] - idle_before.get(role, 0.0)) / args.idle
+            for role in idle_after}  # CPU s per s
+    above_idle = {role: s - idle.get(role, 0.0) * polled_wall for role, s in cpu.items()}
     result = {
         "deployment": label,
         "states": dict(sorted({r["dag_id"]: r["state"] for r in records}.items())),
@@ -255,6 +264,11 @@ def measure(cluster: AirflowCluster, args: argparse.Namespace) -> dict:
         "cpu_s": {role: round(s, 1) for role, s in cpu.items()},
         "cpu_s_per_1000_jobs": {role: round(s * per_thousand, 1) for role, s in cpu.items()},
         "cpu_s_per_1000_jobs_total": round(total * per_thousand, 1),
+        "idle_cpu_s_per_min": {role: round(r * 60, 2) for role, r in idle.items()},
+        "cpu_s_per_1000_jobs_above_idle": {role: round(s * per_thousand, 1)
+                                           for role, s in above_idle.items()},
+        "cpu_s_per_1000_jobs_above_idle_total": round(
+            sum(s for role, s in above_idle.items() if role in ROLES) * per_thousand, 1),
         "ledger_rows": rows,
         "ledger_rows_per_job": round(sum(rows.values()) / jobs, 2) if jobs else None,
         "load_average": {"before": [round(x, 2) for x in load_before],
@@ -279,6 +293,8 @@ def main() -> None:
                         help="mean modelled job run time, s")
     parser.add_argument("--poll-interval", type=float, default=2.0,
                         help="the productions' batch poll interval, s")
+    parser.add_argument("--idle", type=float, default=30,
+                        help="s of idle CPU measured before the trigger (subtracted as a rate)")
     parser.add_argument("--timeout", type=float, default=3600,
                         help="per deployment, s, from the trigger")
     parser.add_argument("--only", choices=("local", "distributed"),
@@ -319,6 +335,10 @@ def main() -> None:
                                        for k, m in measured.items()},
         worker_cpu_s_per_1000_jobs={k: m["cpu_s_per_1000_jobs"].get("workers")
                                     for k, m in measured.items()},
+        cpu_s_per_1000_jobs_total={k: m["cpu_s_per_1000_jobs_total"]
+                                   for k, m in measured.items()},
+        cpu_s_per_1000_jobs_above_idle_total={
+            k: m["cpu_s_per_1000_jobs_above_idle_total"] for k, m in measured.items()},
         ledger_rows_per_job={k: m["ledger_rows_per_job"] for k, m in measured.items()},
         load_average_at_end=os.getloadavg(), note=args.note,
         distributed=dist, local=local)
