@@ -42,12 +42,16 @@ class DistributedCluster(AirflowCluster):
     components = ("api-server", "scheduler-1", "scheduler-2", "dag-processor", "triggerer",
                   *WORKERS)
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, ports: tuple[int, int, int] = (METADATA_PORT, LEDGER_PORT,
+                                                                  REDIS_PORT)) -> None:
+        """``ports``: the metadata PostgreSQL's, the ledger PostgreSQL's and Redis's (a
+        benchmark beside a test session's deployment takes free ones)."""
         super().__init__(home)
-        metadata = f"ctaoflow:ctaoflow@127.0.0.1:{METADATA_PORT}/airflow"
+        self.metadata_port, self.ledger_port, self.redis_port = ports
+        metadata = f"ctaoflow:ctaoflow@127.0.0.1:{self.metadata_port}/airflow"
         self.services_env = {
             **self.env,
-            "REDIS_PORT": str(REDIS_PORT), "REDIS_BASE": str(home / "redis"),
+            "REDIS_PORT": str(self.redis_port), "REDIS_BASE": str(home / "redis"),
             "METADATA_PGBASE": str(home / "pg-airflow"), "LEDGER_PGBASE": str(home / "pg-ledger"),
         }
         self.env.update({
@@ -59,7 +63,7 @@ class DistributedCluster(AirflowCluster):
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{metadata}",
             # Airflow's async engine (the default would be asyncpg): psycopg 3's
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"postgresql+psycopg_async://{metadata}",
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{metadata}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
             # a task queued to a killed worker or a restarted Redis is sent again soon
@@ -67,7 +71,7 @@ class DistributedCluster(AirflowCluster):
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "600",
             "AIRFLOW_CONN_CTAOFLOW_LEDGER":
-                f"postgresql+psycopg://ctaoflow:ctaoflow@127.0.0.1:{LEDGER_PORT}/ledger",
+                f"postgresql+psycopg://ctaoflow:ctaoflow@127.0.0.1:{self.ledger_port}/ledger",
         })
 
     @property
@@ -98,7 +102,7 @@ class DistributedCluster(AirflowCluster):
                        timeout=300)
 
     def postgres(self, which: str, action: str = "start") -> None:
-        port = METADATA_PORT if which == "metadata" else LEDGER_PORT
+        port = self.metadata_port if which == "metadata" else self.ledger_port
         self._script("env", f"DIST_PGPORT={port}",
                      f"DIST_PGBASE={self.services_env[f'{which.upper()}_PGBASE']}",
                      str(POSTGRES), action)
@@ -110,7 +114,7 @@ class DistributedCluster(AirflowCluster):
 
     def kill_redis(self) -> None:
         """SIGKILL Redis and start it again (on its append-only file)."""
-        pidfile = Path(self.services_env["REDIS_BASE"]) / f"redis-{REDIS_PORT}.pid"
+        pidfile = Path(self.services_env["REDIS_BASE"]) / f"redis-{self.redis_port}.pid"
         os.kill(int(pidfile.read_text()), signal.SIGKILL)
         pidfile.unlink()
         self._script(str(REDIS / "start.sh"))
@@ -133,7 +137,7 @@ class DistributedCluster(AirflowCluster):
 
     def down(self) -> None:
         super().down()
-        for script in (["env", f"REDIS_PORT={REDIS_PORT}", str(REDIS / "stop.sh")],):
+        for script in (["env", f"REDIS_PORT={self.redis_port}", str(REDIS / "stop.sh")],):
             subprocess.run(script, env=self.services_env, capture_output=True)
         for which in ("metadata", "ledger"):
             try:
