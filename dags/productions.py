@@ -16,7 +16,7 @@ from ctaoflow.settings import CONFIG_DIR
 from ctaoflow.sites import SitesError, load_sites
 from ctaoflow.spec.cache import load_production
 from ctaoflow.spec.model import Production
-from ctaoflow.spec.validation import SpecError, unique_productions
+from ctaoflow.spec.validation import SpecError, no_cyclic_gc, unique_productions
 from operators.dag_builder import build_dag, invalid_productions_dag
 
 folder = Path(os.environ.get("CTAOFLOW_PRODUCTIONS", CONFIG_DIR / "productions"))
@@ -27,14 +27,15 @@ try:
 except SitesError as exc:
     errors.extend(exc.errors)
 loaded: list[tuple[Path, Production]] = []
-for path in sorted(folder.glob("*.y*ml")):
-    try:
-        loaded.append((path, load_production(path, known_sites=sites)))
-    except SpecError as exc:
-        errors.extend(exc.errors)
-kept, clashes = unique_productions(loaded)
-errors.extend(clashes)
-for path, production in kept:
-    globals()[f"dag_{production.production}"] = build_dag(production, path)
+with no_cyclic_gc():  # tens of thousands of small objects: collections would only slow it
+    for path in sorted(folder.glob("*.y*ml")):
+        try:
+            loaded.append((path, load_production(path, known_sites=sites)))
+        except SpecError as exc:
+            errors.extend(exc.errors)
+    kept, clashes = unique_productions(loaded)
+    errors.extend(clashes)
+    for path, production in kept:
+        globals()[f"dag_{production.production}"] = build_dag(production, path)
 if errors:
     invalid = invalid_productions_dag(errors)

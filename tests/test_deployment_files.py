@@ -102,3 +102,12 @@ def test_helm_values_match_the_airflow_charts_schema() -> None:
     wrong_type = copy.deepcopy(values)
     wrong_type["redis"]["enabled"] = "yes"
     assert any(e.startswith("redis.enabled:") for e in _schema_errors(wrong_type))
+
+
+def test_airflow_loads_the_plugins_folder_without_import_errors() -> None:
+    """Airflow imports every .py under plugins/ as a plugin file; the UI package is
+    imported by the plugin, never on its own (plugins/.airflowignore)."""
+    from airflow import plugins_manager
+
+    assert plugins_manager.get_import_errors() == {}
+    assert [info["name"] for info in plugins_manager.get_plugin_info()] == ["ctaoflow"]
