@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -59,8 +60,17 @@ class PostgresServer:
 
     def drop(self, url: str) -> None:
         """Drop the database of ``url`` (one ``fresh`` made), closing its connections."""
+        import psycopg
+
         name = url.rsplit("/", 1)[1]
-        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(20):  # FORCE cannot end an autovacuum worker: it ends soon
+            try:
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
         self.made.remove(name)
 
     def drop_all(self) -> None:

@@ -31,6 +31,9 @@ from ctaoflow.backends.base import Backend, BackendError, JobSpec, JobState, Job
 
 LOG_HEAD = LOG_TAIL = 1 << 20  # a job's log keeps its first and last MiB
 _LOG_SLACK = 4096  # a log is cut only when that saves more than this
+# While the job runs, the daemon cuts only a runaway log, this far beyond what is kept: a
+# cut then may lose what the job writes during it; the cut after the job ends loses nothing.
+_LOG_RUNAWAY = 64 << 20
 # Runs "$@" (the job's argv, never parsed by the shell), caps a long log and records its
 # exit code. The log is opened for appending, so the daemon can also cap it while the
 # job writes.
@@ -250,7 +253,7 @@ class Daemon:
                 kill_job(pid, folder)
                 self.children.pop(pid, None)
                 del self.running[job_id]
-            cap_log(folder / "job.log")
+            cap_log(folder / "job.log", slack=_LOG_SLACK if finished else _LOG_RUNAWAY)
 
     def _enforce(self) -> None:
         now = time.time()
@@ -316,20 +319,21 @@ def kill_job(pid: int, folder: Path) -> None:
                 pass
 
 
-def cap_log(path: Path, head: int = LOG_HEAD, tail: int = LOG_TAIL) -> None:
-    """Cut the middle of a log beyond ``head + tail`` bytes, in place, saying how much.
+def cap_log(path: Path, head: int = LOG_HEAD, tail: int = LOG_TAIL,
+            slack: int = _LOG_SLACK) -> None:
+    """Cut the middle of a log beyond ``head + tail + slack`` bytes, in place, saying how much.
 
     The job appends to the same file (``>>``), so it keeps writing after the cut (as
     logrotate's copytruncate; only bytes written between reading the tail and the cut
     may be lost). The daemon and the job's wrapper may both cap: a lock serializes them.
     """
     try:
-        if path.stat().st_size <= head + tail + _LOG_SLACK:
+        if path.stat().st_size <= head + tail + slack:
             return
         with path.open("r+b") as log:
             fcntl.flock(log, fcntl.LOCK_EX)
             size = os.fstat(log.fileno()).st_size
-            if size <= head + tail + _LOG_SLACK:
+            if size <= head + tail + slack:
                 return
             first = log.read(head)
             log.seek(size - tail)

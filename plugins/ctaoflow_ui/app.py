@@ -34,8 +34,8 @@ from ctaoflow.spec.validation import SpecError
 from operators.hooks.connections import lookup
 from operators.hooks.production import ProductionHook, backend_for
 
-from . import access, pages
-from .actions import ActionRequest, perform
+from ctaoflow_ui import access, pages
+from ctaoflow_ui.actions import ActionRequest, perform
 
 app = FastAPI(title="ctaoflow", description="CTAO productions on Airflow: pages, JSON and "
               "operator actions", docs_url=None, redoc_url=None, openapi_url=None)
