@@ -85,7 +85,7 @@ def from_environment(conn_id: str) -> Connection | str | None:
 def ledger_url(conn: Connection | str | None) -> str:
     """The SQLAlchemy URL of a ledger connection in any form users write (``postgres://``,
     ``postgresql://``, ``postgresql+psycopg://``, ``sqlite:///path``, a Connection of type
-    postgres or sqlite); the SQLite file under ``$CTAOFLOW_HOME`` for None."""
+    postgres or sqlite); ``ledger.default_url()`` for None."""
     if conn is None:
         from ctaoflow.engine.ledger import default_url
 

@@ -42,7 +42,8 @@ def prepare(ctx: Context, name: str) -> list[int]:
         if t.type == "mc_simulation":
             new_tasks = _mc_tasks(ctx, session, row, t)
         else:
-            refresh_storages(ctx, session, row, t)  # before intake: new files come with theirs
+            known_up_to = session.scalar(select(func.max(FileRow.id)).where(
+                FileRow.transformation_id == row.id))  # files after it come with fresh replicas
             new_files = _intake(ctx, session, row, t)
             models = producers.waiting_for(producers.upstream(session, row, t, side_inputs=True))
             if all_group_ran(session, row, t):
@@ -55,7 +56,7 @@ def prepare(ctx: Context, name: str) -> list[int]:
                                                 f"makers of their side inputs: {', '.join(models)}")
                 new_tasks = []
             else:
-                new_tasks = _group(ctx, session, row, t)
+                new_tasks = _group(ctx, session, row, t, known_up_to)
         if new_tasks:
             event(session, row, "tasks", f"{len(new_tasks)} new tasks")
         return list(session.scalars(
@@ -144,13 +145,15 @@ def _intake(ctx: Context, session: Session, row: TransformationRow, t: Transform
 
 
 def refresh_storages(ctx: Context, session: Session, row: TransformationRow,
-                     t: Transformation) -> None:
+                     t: Transformation, known_up_to: int | None) -> None:
     """Groupings by replica storages (standard, by_size) see each unused file's replicas
-    as the catalog has them now: a new replica changes the group it joins."""
-    if t.grouping.plugin not in ("standard", "by_size"):
+    as the catalog has them now: a new replica changes the group it joins. Files with ids
+    past ``known_up_to`` were just taken in with their replicas (None: all of them)."""
+    if t.grouping.plugin not in ("standard", "by_size") or known_up_to is None:
         return
     unused = session.execute(select(FileRow.id, FileRow.lfn, FileRow.storages).where(
-        FileRow.transformation_id == row.id, FileRow.status == FileStatus.UNUSED.value)).all()
+        FileRow.transformation_id == row.id, FileRow.status == FileStatus.UNUSED.value,
+        FileRow.id <= known_up_to)).all()
     for batch in batches(unused):
         now_at = ctx.catalog.storages([lfn for _, lfn, _ in batch])
         changed = [{"id": file_id, "storages": list(now_at[lfn])} for file_id, lfn, old in batch
@@ -160,8 +163,9 @@ def refresh_storages(ctx: Context, session: Session, row: TransformationRow,
 
 
 def _group(ctx: Context, session: Session, row: TransformationRow,
-           t: Transformation) -> list[TaskRow]:
+           t: Transformation, known_up_to: int | None) -> list[TaskRow]:
     """Cut the unused files into tasks, streamed from the ledger in LFN order."""
+    refresh_storages(ctx, session, row, t, known_up_to)
     flush = parents_complete(session, row, t)
     next_index = _next_index(session, row)
     unused = session.execute(

@@ -226,10 +226,9 @@ def default_url() -> str:
     """The ledger when no URL is given: ``$CTAOFLOW_LEDGER_URL`` if set (the URL every
     entry point resolves first, so a library call opens the same ledger as the DAGs and
     the CLI), else the SQLite file under ``$CTAOFLOW_HOME``."""
-    explicit = os.environ.get("CTAOFLOW_LEDGER_URL")
-    if explicit:
-        from ctaoflow.connections import ledger_url
+    from ctaoflow.connections import LEDGER_ENV, ledger_url
 
+    if explicit := os.environ.get(LEDGER_ENV):
         return ledger_url(explicit)
     return f"sqlite:///{settings.home() / 'ledger.db'}"
 
